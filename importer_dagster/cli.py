@@ -1,0 +1,187 @@
+"""`importer-dagster`: the operator's commands around the Dagster code location.
+
+Every command turns a user's mistake into one line on stderr and a non-zero exit, never a
+traceback: the people running this are operators, not the authors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from importer_dagster.accounts import ConfigError
+
+DEMO_DIR = Path(".demo")
+DEMO_MAILCHIMP_PORT = 8765
+DEMO_CONTACTS_PORT = 8766
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the environment, reported in one line."""
+
+
+def _instance():
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise UsageError("DAGSTER_HOME is not set: point it at the Dagster instance to register lists in")
+    return dg.DagsterInstance.get()
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from importer_dagster.accounts import current_accounts
+    from importer_dagster.discovery import discover_lists
+    from importer_dagster.partitions import LISTS_PARTITIONS_NAME
+    from importer_dagster.resources import MailchimpResource
+
+    accounts = current_accounts().accounts
+    if args.account:
+        accounts = [account for account in accounts if account.id in set(args.account)]
+        if not accounts:
+            raise UsageError(f"no account named {', '.join(args.account)} in the accounts file")
+    instance = _instance()
+    discovery = discover_lists(accounts, MailchimpResource(), f"discover-{uuid.uuid4()}")
+    known = set(instance.get_dynamic_partitions(LISTS_PARTITIONS_NAME))
+    added = [key for key in discovery.keys if key not in known]
+    if added:
+        instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, added)
+    for key in added:
+        print(f"added {key}")
+    print(f"{len(added)} list(s) added, {len(discovery.keys) - len(added)} already registered")
+    for account_id, reason in discovery.errors.items():
+        print(f"error: account '{account_id}': {reason}", file=sys.stderr)
+    return 1 if discovery.errors else 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from importer_dagster.resources import ImporterStorage
+
+    rows = ImporterStorage().dead_letters().rows(
+        account=args.account,
+        list_key=args.list,
+        window=args.window,
+        include_resolved=args.all,
+        limit=args.limit,
+    )
+    for row in rows:
+        state = f"resolved by {row.resolved_run_id}" if row.resolved_run_id else "open"
+        print(
+            f"{row.list_key}|{row.window}\t{row.stage}\t{row.member_id}\t{row.reason}\t"
+            f"run {row.run_id}\t{state}"
+        )
+    print(f"{len(rows)} dead letter(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate_mailchimp(args: argparse.Namespace) -> int:
+    from importer_dagster.simulators.mailchimp import serve
+
+    serve(args.rest)
+    return 0
+
+
+def cmd_simulate_contacts(args: argparse.Namespace) -> int:
+    from importer_dagster.simulators.contacts import serve
+
+    serve(args.rest)
+    return 0
+
+
+def demo_environment(root: Path, mailchimp_url: str, contacts_url: str) -> dict[str, str]:
+    from importer_dagster.simulators.contacts import DEMO_API_KEY
+    from importer_dagster.simulators.mailchimp import DEMO_KEYS
+
+    return {
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "IMPORTER_STATE_DIR": str(root / "state"),
+        "MAILCHIMP_BASE_URL": mailchimp_url,
+        "CONTACTS_API_URL": contacts_url,
+        "CONTACTS_API_KEY": DEMO_API_KEY,
+        **DEMO_KEYS,
+    }
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulators in this process, `dagster dev` as a child: one Ctrl-C stops everything."""
+    from importer_dagster.simulators.contacts import DEMO_API_KEY, ContactsSimulator
+    from importer_dagster.simulators.mailchimp import MailchimpSimulator, demo_world
+
+    root = DEMO_DIR.resolve()
+    root.mkdir(exist_ok=True)
+    mailchimp = MailchimpSimulator(demo_world(), port=args.mailchimp_port).start()
+    contacts = ContactsSimulator(DEMO_API_KEY, db_path=root / "contacts.sqlite3", port=args.contacts_port).start()
+    try:
+        env = demo_environment(root, mailchimp.base_url, contacts.base_url)
+        Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        os.environ.update(env)
+        (root / "env.sh").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+        print(f"Mailchimp simulator:    {mailchimp.base_url}")
+        print(f"Contacts API simulator: {contacts.base_url}")
+        cmd_discover(argparse.Namespace(account=None))
+        print(f"In another shell, `source {root / 'env.sh'}` to use the CLI against this demo.")
+        if args.no_dagster:
+            print("Simulators running; Ctrl-C stops them.")
+            threading.Event().wait()
+            return 0
+        command = ["dagster", "dev", "-m", "importer_dagster.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+        return subprocess.call(command, env={**os.environ, **env})
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        mailchimp.stop()
+        contacts.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="importer-dagster",
+        description="Operate the Mailchimp → Contacts API importer (a Dagster code location).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    discover = add("discover", cmd_discover, "Register every account's Mailchimp lists as partitions in $DAGSTER_HOME.")
+    discover.add_argument("--account", action="append", help="only this account (repeatable)")
+
+    letters = add("dead-letters", cmd_dead_letters, "List contacts that could not be imported, with the reason.")
+    letters.add_argument("--account")
+    letters.add_argument("--list", help="list partition key, e.g. acme.1a2d7ebf82")
+    letters.add_argument("--window", help="window key, e.g. 2026-11-20-03:00")
+    letters.add_argument("--all", action="store_true", help="include dead letters resolved by a later run")
+    letters.add_argument("--limit", type=int)
+
+    demo = add("demo", cmd_demo, "Start both simulators, register the demo lists, and run `dagster dev`.")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    demo.add_argument("--mailchimp-port", type=int, default=DEMO_MAILCHIMP_PORT)
+    demo.add_argument("--contacts-port", type=int, default=DEMO_CONTACTS_PORT)
+    demo.add_argument("--no-dagster", action="store_true", help="run the simulators only")
+
+    for name, handler, what in (
+        ("simulate-mailchimp", cmd_simulate_mailchimp, "Run the Mailchimp API simulator (see --help after the command)."),
+        ("simulate-contacts", cmd_simulate_contacts, "Run the Contacts API simulator (see --help after the command)."),
+    ):
+        sub = add(name, handler, what)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from importer_dagster.http import HttpError
+
+    args = build_parser().parse_args(argv)
+    try:
+        sys.exit(args.handler(args))
+    except (ConfigError, UsageError, HttpError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

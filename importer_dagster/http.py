@@ -1,0 +1,229 @@
+"""HTTP for both APIs: the one place that decides what is retried, how, and what is fatal.
+
+Transient trouble (timeouts, dropped connections, 5xx, 429, and the empty-bodied 403 Mailchimp
+gives under heavy load) is retried per request by urllib3's `Retry`, so one flaky response never
+costs a whole Dagster step. What survives those retries becomes `RetryableHttpError`, which the
+assets' RetryPolicy retries at step level. Everything else in 4xx is `FatalHttpError`: retrying
+a 401 or a 404 cannot help, so it fails the partition at once.
+
+Error messages name the API, the account and the request path; they never contain a key.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+RETRYABLE_STATUSES = frozenset({429, *range(500, 600)})
+
+
+class HttpError(Exception):
+    retryable: bool = False
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableHttpError(HttpError):
+    retryable = True
+
+
+class FatalHttpError(HttpError):
+    retryable = False
+
+
+def _is_bodyless(response: Any) -> bool:
+    return response.headers.get("Content-Length") == "0"
+
+
+class _ImporterRetry(Retry):
+    """urllib3's Retry, taught that Mailchimp's bodyless 403 means 'slow down', not 'forbidden'."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return status_code == 403 or super().is_retry(method, status_code, has_retry_after)
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+        if response is not None and response.status == 403 and not _is_bodyless(response):
+            # A real 403 carries a problem document: hand it back to the caller, unretried.
+            raise MaxRetryError(_pool, url, "403 with a body is not retryable")  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    attempts: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+
+    def urllib3_retry(self) -> Retry:
+        return _ImporterRetry(
+            total=self.attempts,
+            connect=self.attempts,
+            read=self.attempts,
+            status=self.attempts,
+            other=0,
+            redirect=0,
+            # Every call the importer makes is safe to repeat: GETs, and POSTs carrying an Idempotency-Key.
+            allowed_methods=None,
+            status_forcelist=RETRYABLE_STATUSES,
+            backoff_factor=self.backoff_s,
+            backoff_max=self.backoff_max_s,
+            backoff_jitter=self.backoff_s,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+
+class ConnectionSlots:
+    """A counting semaphore across every process on the host, one per API account.
+
+    Mailchimp refuses an 11th simultaneous request per key. Runs, sensors and the CLI are separate
+    processes, so an in-process limit is not enough; `flock` slots are, and the kernel frees a slot
+    whose holder died (kill -9 included), so a crashed run never leaks connection budget.
+    """
+
+    def __init__(self, directory: Path, name: str, size: int):
+        self._paths = [directory / f"{name}.slot{index}" for index in range(size)]
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        order = random.sample(self._paths, len(self._paths))
+        while True:
+            for path in order:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                try:
+                    yield
+                finally:
+                    os.close(fd)
+                return
+            time.sleep(0.005 + random.random() * 0.02)
+
+
+class ApiClient:
+    """One pooled, retrying, authenticated session to one API on behalf of one account."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        describe: str,
+        auth: requests.auth.AuthBase | None = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[str] = (),
+        max_connections: int = 10,
+        retry: RetrySettings = RetrySettings(),
+        slots: ConnectionSlots | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.describe = describe
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self._retry = retry
+        self._slots = slots
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.headers.update(headers or {})
+        adapter = HTTPAdapter(
+            max_retries=retry.urllib3_retry(),
+            pool_connections=1,
+            pool_maxsize=max_connections,
+            pool_block=True,
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one request and return its JSON, or raise a classified HttpError.
+
+        A 200 whose body is not JSON (a truncated page) is re-requested a few times, like any
+        other transient fault, before it becomes retryable at the step level.
+        """
+        url = f"{self.base_url}{path}"
+        for attempt in range(self._retry.attempts + 1):
+            response = self._send(method, url, params, body, headers, path)
+            if response.status_code >= 300:
+                raise self._classify(response, method, path)
+            try:
+                return response.json()
+            except ValueError:
+                if attempt == self._retry.attempts:
+                    raise RetryableHttpError(
+                        f"{self.describe}: {method} {path} returned malformed JSON "
+                        f"{attempt + 1} times", response.status_code
+                    ) from None
+                time.sleep(min(self._retry.backoff_s * 2**attempt, self._retry.backoff_max_s))
+        raise AssertionError("unreachable")
+
+    def _send(self, method, url, params, body, headers, path) -> requests.Response:
+        timeout = (self._retry.connect_timeout_s, self._retry.read_timeout_s)
+        try:
+            with self._slots.hold() if self._slots else nullcontext():
+                return self.session.request(
+                    method, url, params=params, data=body, headers=headers, timeout=timeout
+                )
+        except requests.RequestException as error:
+            reason = type(error).__name__
+            raise RetryableHttpError(
+                f"{self.describe}: {method} {path} failed after {self._retry.attempts} retries ({reason})"
+            ) from None
+
+    def _classify(self, response: requests.Response, method: str, path: str) -> HttpError:
+        status = response.status_code
+        detail = _problem_detail(response)
+        message = self.redact(f"{self.describe}: {method} {path} answered {status}{detail}")
+        if status in RETRYABLE_STATUSES or (status == 403 and not response.content):
+            return RetryableHttpError(f"{message} (after {self._retry.attempts} retries)", status)
+        return FatalHttpError(message, status)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _problem_detail(response: requests.Response) -> str:
+    try:
+        problem = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(problem, dict):
+        return ""
+    text = problem.get("detail") or problem.get("title") or problem.get("error") or ""
+    return f": {str(text)[:300]}" if text else ""
+
+
+def dumps_body(payload: Any) -> bytes:
+    """Canonical JSON bytes: the same payload always hashes, and so idempotency-keys, the same."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()

@@ -1,0 +1,235 @@
+"""Durable state between steps: window files and dead letters.
+
+A window can hold a million contacts (a big list's full sync), so no step ever holds one whole:
+each step streams Parquet parts of a few thousand rows from the step before it. A window's files
+appear atomically (written aside, then renamed into place), so a step that dies half-way leaves
+the previous materialization intact and a retry starts clean.
+
+Dead letters are rows in a SQL database (SQLite in the demo, PostgreSQL in a deployment) because
+they must outlive runs, be listed by people, and be replayed later.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+MANIFEST = "manifest.json"
+
+
+class WindowNotMaterialized(LookupError):
+    pass
+
+
+class WindowWriter:
+    def __init__(self, final_dir: Path):
+        self.final_dir = final_dir
+        self._tmp = final_dir.with_name(f"{final_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+        self._tmp.mkdir(parents=True)
+        self._parts = 0
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        frame.to_parquet(self._tmp / f"part-{self._parts:05d}.parquet", index=False)
+        self._parts += 1
+        self.rows += len(frame)
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        (self._tmp / MANIFEST).write_text(json.dumps({**manifest, "rows": self.rows, "parts": self._parts}))
+        old = self.final_dir.with_name(f"{self.final_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        if self.final_dir.exists():
+            self.final_dir.rename(old)
+        self._tmp.rename(self.final_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class WindowFiles:
+    """Chunked Parquet files per (stage, list, window) under one directory."""
+
+    def __init__(self, base_dir: str | Path):
+        self.base_dir = Path(base_dir)
+
+    def _dir(self, stage: str, list_key: str, window_key: str) -> Path:
+        return self.base_dir / stage / list_key / window_key
+
+    def writer(self, stage: str, list_key: str, window_key: str) -> WindowWriter:
+        return WindowWriter(self._dir(stage, list_key, window_key))
+
+    def manifest(self, stage: str, list_key: str, window_key: str) -> dict[str, Any]:
+        path = self._dir(stage, list_key, window_key) / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise WindowNotMaterialized(
+                f"{stage} has not been materialized for {list_key} window {window_key}"
+            ) from None
+
+    def frames(self, stage: str, list_key: str, window_key: str) -> Iterator[pd.DataFrame]:
+        self.manifest(stage, list_key, window_key)
+        for part in sorted(self._dir(stage, list_key, window_key).glob("part-*.parquet")):
+            yield pd.read_parquet(part)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    member_id: str
+    reason: str
+    payload: str
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    id: int
+    account: str
+    list_key: str
+    window: str
+    stage: str
+    member_id: str
+    external_id: str | None
+    reason: str
+    payload: str
+    run_id: str
+    recorded_at: datetime
+    resolved_run_id: str | None
+
+
+_metadata = sa.MetaData()
+dead_letters_table = sa.Table(
+    "importer_dead_letters",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("list_key", sa.String(300), nullable=False),
+    sa.Column("window", sa.String(32), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("member_id", sa.String(200), nullable=False),
+    sa.Column("external_id", sa.String(300)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_run_id", sa.String(64)),
+    sa.UniqueConstraint("list_key", "window", "stage", "member_id", name="importer_dead_letters_once"),
+    sa.Index("importer_dead_letters_open", "account", "resolved_run_id"),
+)
+
+
+class DeadLetters:
+    """Contacts that could not be imported, with the reason, kept until someone replays them.
+
+    One row per (list, window, stage, member): a record that fails again updates its row rather
+    than piling up copies, and a record that later gets through is marked resolved, not deleted,
+    so the history of what went wrong stays.
+    """
+
+    def __init__(self, database_url: str):
+        self.engine = sa.create_engine(database_url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self.engine)
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> sa.Insert:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise NotImplementedError(f"dead letters need PostgreSQL or SQLite, not {dialect}")
+        statement = insert(dead_letters_table).values(rows)
+        replaced = {name: statement.excluded[name] for name in ("external_id", "reason", "payload", "run_id", "recorded_at")}
+        return statement.on_conflict_do_update(
+            index_elements=["list_key", "window", "stage", "member_id"],
+            set_={**replaced, "resolved_run_id": None},
+        )
+
+    def record(
+        self, *, account: str, list_key: str, window: str, stage: str, run_id: str, letters: Sequence[DeadLetter]
+    ) -> None:
+        if not letters:
+            return
+        now = datetime.now(timezone.utc)
+        rows = [
+            {**asdict(letter), "account": account, "list_key": list_key, "window": window, "stage": stage,
+             "run_id": run_id, "recorded_at": now}
+            for letter in {letter.member_id: letter for letter in letters}.values()
+        ]
+        with self.engine.begin() as connection:
+            for start in range(0, len(rows), 500):
+                connection.execute(self._upsert(rows[start : start + 500]))
+
+    def open_member_ids(self, list_key: str, window: str) -> set[str]:
+        table = dead_letters_table
+        with self.engine.connect() as connection:
+            return set(
+                connection.execute(
+                    sa.select(table.c.member_id).where(
+                        table.c.list_key == list_key, table.c.window == window, table.c.resolved_run_id.is_(None)
+                    )
+                ).scalars()
+            )
+
+    def resolve(self, list_key: str, window: str, member_ids: Iterable[str], run_id: str) -> None:
+        ids = list(member_ids)
+        if not ids:
+            return
+        table = dead_letters_table
+        with self.engine.begin() as connection:
+            for start in range(0, len(ids), 500):
+                connection.execute(
+                    table.update()
+                    .where(
+                        table.c.list_key == list_key,
+                        table.c.window == window,
+                        table.c.member_id.in_(ids[start : start + 500]),
+                        table.c.resolved_run_id.is_(None),
+                    )
+                    .values(resolved_run_id=run_id)
+                )
+
+    def rows(
+        self,
+        *,
+        account: str | None = None,
+        list_key: str | None = None,
+        window: str | None = None,
+        include_resolved: bool = False,
+        limit: int | None = None,
+    ) -> list[DeadLetterRow]:
+        table = dead_letters_table
+        query = sa.select(table).order_by(table.c.id)
+        if account:
+            query = query.where(table.c.account == account)
+        if list_key:
+            query = query.where(table.c.list_key == list_key)
+        if window:
+            query = query.where(table.c.window == window)
+        if not include_resolved:
+            query = query.where(table.c.resolved_run_id.is_(None))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            return [DeadLetterRow(**row._mapping) for row in connection.execute(query)]
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
