@@ -74,7 +74,7 @@ def mailchimp_contacts(
             account = accounts.get(windows[0].account_id)
             if not account.allows(windows[0].list_id):
                 raise ConfigError(f"list {list_key} is not in account '{account.id}''s allow-list")
-            with mailchimp.client(account, context.run_id) as client:
+            with mailchimp.client(account, context.run.run_id) as client:
                 stats = fetch_windows(
                     client,
                     windows,
@@ -105,7 +105,7 @@ def mailchimp_contacts(
 def contact_records(context: dg.AssetExecutionContext, storage: ImporterStorage) -> None:
     for window in _windows(context):
         with _failures_classified():
-            stats = transform_window(storage.windows(), storage.dead_letters(), window, context.run_id)
+            stats = transform_window(storage.windows(), storage.dead_letters(), window, context.run.run_id)
         if stats.invalid:
             context.log.warning(f"{window}: {stats.invalid} members dead-lettered by validation")
         _add_metadata(context, window, {"transformed": stats.transformed, "dead_lettered": stats.invalid})
@@ -127,14 +127,14 @@ def exported_batches(
             account = accounts.get(window.account_id)
             source = files.manifest("mailchimp_contacts", window.list_key, window.window_key)
             records = files.manifest("contact_records", window.list_key, window.window_key)
-            with contacts_api.client(context.run_id) as client:
+            with contacts_api.client(context.run.run_id) as client:
                 stats = export_window(
                     client,
                     account.contacts_account,
                     files,
                     storage.dead_letters(),
                     window,
-                    run_id=context.run_id,
+                    run_id=context.run.run_id,
                     batch_size=contacts_api.batch_size,
                     parallelism=contacts_api.parallelism,
                     log=context.log,

@@ -55,8 +55,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     for key in added:
         print(f"added {key}")
     print(f"{len(added)} list(s) added, {len(discovery.keys) - len(added)} already registered")
-    for account_id, reason in discovery.errors.items():
-        print(f"error: account '{account_id}': {reason}", file=sys.stderr)
+    for reason in discovery.errors.values():
+        print(f"error: {reason}", file=sys.stderr)
     return 1 if discovery.errors else 0
 
 

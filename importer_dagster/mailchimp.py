@@ -77,7 +77,8 @@ class ScanStats:
     repair_pages: int = 0
     rows: int = 0
     expected_pages: int = 0
-    last_total: int = 0
+    lowest_total: int | None = None
+    """Totals only fall while a closed window is scanned, so the lowest is the latest count."""
 
 
 @dataclass
@@ -169,39 +170,39 @@ class MemberScan:
     def _emit(self, page: _Page, repair: bool = False) -> list[dict[str, Any]]:
         self.stats.pages += 1
         self.stats.repair_pages += int(repair)
-        self.stats.last_total = page.total
+        if self.stats.lowest_total is None or page.total < self.stats.lowest_total:
+            self.stats.lowest_total = page.total
         fresh = self._dedup.fresh(page.members)
         self.stats.rows += len(fresh)
         self.on_page(self.stats)
         return fresh
 
-    def _continuous(self, previous: _Page, page: _Page) -> bool:
-        if not page.members:
-            return len(previous.members) < self.page_size
-        return page.members[0].get("id") in previous.ids
+    def _continuous(self, earlier: _Page, later: _Page) -> bool:
+        """Nothing can hide between two pages that share a row, whichever was fetched first.
 
-    def _bridge(self, previous: _Page, target: _Page) -> Iterator[list[dict[str, Any]]]:
-        """Re-read the rows that shifted between two pages, walking back to overlap, then forward."""
-        seen = previous.ids
-        offset = target.offset
-        budget = MAX_REPAIR_PAGES
-        while True:
-            offset = max(0, offset - self.step)
-            page = self._fetch(offset)
-            budget -= 1
-            if offset == 0 or page.ids & seen:
-                break
-            if budget <= 0:
-                raise RetryableHttpError(f"list {self.list_id} changed too fast to scan consistently")
-        yield self._emit(page, repair=True)
-        goal = target.members[0].get("id") if target.members else None
-        while len(page.members) == self.page_size and (goal is None or goal not in page.ids):
-            offset += self.step
-            page = self._fetch(offset)
-            budget -= 1
-            if budget <= 0:
-                raise RetryableHttpError(f"list {self.list_id} changed too fast to scan consistently")
-            yield self._emit(page, repair=True)
+        Both pages are contiguous runs of the current order when read, and rows only ever leave
+        a closed window, so a shared row stitches them into one run. A short page reached the
+        end of the list, so nothing can follow it either.
+        """
+        return len(earlier.members) < self.page_size or bool(earlier.ids & later.ids)
+
+    def _bridge(self, anchor: _Page, target: _Page) -> Iterator[list[dict[str, Any]]]:
+        """Re-read the rows that shifted out of sight between `anchor` and `target`.
+
+        Walks back until a page overlaps what has been read, then forward page by page, each one
+        overlapping the one before, until the run reaches `target`.
+        """
+        cursor = target.offset
+        for _ in range(MAX_REPAIR_PAGES):
+            if self._continuous(anchor, target):
+                return
+            cursor = max(0, cursor - self.step)
+            page = self._fetch(cursor)
+            if cursor == 0 or page.ids & anchor.ids:
+                yield self._emit(page, repair=True)
+                anchor = page
+                cursor += 2 * self.step
+        raise RetryableHttpError(f"list {self.list_id} changed too fast to scan consistently")
 
     def batches(self) -> Iterator[list[dict[str, Any]]]:
         """Yields de-duplicated members in ascending `last_changed`, page by page."""
@@ -222,8 +223,8 @@ class MemberScan:
                 yield from self._bridge(previous, page)
             yield self._emit(page)
             previous = page
-        if self.stats.last_total > self.stats.rows:
+        if self.stats.lowest_total > self.stats.rows:
             raise RetryableHttpError(
                 f"list {self.list_id}: scan returned {self.stats.rows} members but Mailchimp counts "
-                f"{self.stats.last_total}; rescanning"
+                f"{self.stats.lowest_total}; rescanning"
             )
