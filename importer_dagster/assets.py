@@ -1,158 +1,270 @@
-"""The three assets of an import: a Mailchimp window, its records, and their export.
+"""The three assets of an import, materialized by one op, window by window.
 
-Each asset is partitioned by (list, hourly window) and can run over a range of partitions in a
-single run (`BackfillPolicy.single_run`), which is how a list's history or every list's latest hour
-is imported without a run per partition. The work itself lives in `pipeline`; these functions
-decode partitions, classify failures for Dagster, and report metadata.
+`mailchimp_contacts` (a window of Mailchimp members), `contact_records` (mapped and validated) and
+`exported_batches` (imported into the Contacts API) are separate assets with their own partition
+status, but one op produces them. That is what lets a single run cover many lists (the hourly tick)
+or a list's whole history (one Mailchimp sweep) and still report each window on its own: a window
+that fails stays failed while the others in the same run are materialized, and a retry redoes only
+what is missing. The op can be subset, so exporting again from stored records needs no refetch.
+
+The work itself lives in `pipeline`; this module decodes partitions, records outcomes, and turns
+errors into what Dagster should do with them.
 """
 
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
 
 from importer_dagster.accounts import ConfigError, current_accounts
-from importer_dagster.http import FatalHttpError
+from importer_dagster.checks import (
+    CheckOutcomes,
+    WindowBlocked,
+    WindowCounts,
+    max_invalid_share,
+    window_check_specs,
+)
+from importer_dagster.http import HttpError
 from importer_dagster.partitions import ListWindow, decode_partition_key, list_windows_partitions
-from importer_dagster.pipeline import export_window, fetch_windows, transform_window
+from importer_dagster.pipeline import RECORDS, SOURCE, export_window, fetch_windows, transform_window
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
 from importer_dagster.storage import WindowNotMaterialized
 
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-_COMMON = dict(
-    partitions_def=list_windows_partitions,
-    retry_policy=RETRY_POLICY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="contacts_import",
-)
+GROUP = "contacts_import"
+SOURCE_KEY = dg.AssetKey(SOURCE)
+RECORDS_KEY = dg.AssetKey(RECORDS)
+EXPORTED_KEY = dg.AssetKey("exported_batches")
+EXPECTED_ERRORS = (HttpError, ConfigError, WindowNotMaterialized, WindowBlocked)
+
+import_specs = [
+    dg.AssetSpec(
+        SOURCE_KEY,
+        description="Members of one Mailchimp list whose last_changed falls in the window, as Parquet parts.",
+        kinds={"mailchimp", "parquet"},
+        group_name=GROUP,
+        skippable=True,
+    ),
+    dg.AssetSpec(
+        RECORDS_KEY,
+        deps=[SOURCE_KEY],
+        description="Contacts API records mapped and validated from the window; invalid members become dead letters.",
+        kinds={"pandas", "pydantic"},
+        group_name=GROUP,
+        skippable=True,
+    ),
+    dg.AssetSpec(
+        EXPORTED_KEY,
+        deps=[RECORDS_KEY],
+        description="The window's records imported into the Contacts API in idempotent batches.",
+        kinds={"api"},
+        group_name=GROUP,
+        skippable=True,
+    ),
+]
 
 
-@contextmanager
-def _failures_classified() -> Iterator[None]:
-    """A mistake in configuration or a 4xx cannot heal by retrying: fail once, with the reason."""
-    try:
-        yield
-    except (FatalHttpError, ConfigError, WindowNotMaterialized) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+@dataclass
+class _Outcome:
+    failures: dict[str, str] = field(default_factory=dict)
+    retryable: bool = False
+    checks: CheckOutcomes = field(default_factory=CheckOutcomes.empty)
+
+    def fail(self, windows: list[ListWindow], error: Exception) -> None:
+        for window in windows:
+            self.failures[window.partition_key] = str(error)
+        self.retryable |= getattr(error, "retryable", False)
 
 
-def _windows(context: dg.AssetExecutionContext) -> list[ListWindow]:
-    with _failures_classified():
-        return [decode_partition_key(key) for key in context.partition_keys]
-
-
-def _by_list(windows: list[ListWindow]) -> dict[str, list[ListWindow]]:
-    grouped: dict[str, list[ListWindow]] = defaultdict(list)
-    for window in windows:
-        grouped[window.list_key].append(window)
-    return grouped
-
-
-def _add_metadata(context: dg.AssetExecutionContext, window: ListWindow, metadata: dict) -> None:
-    bounds = {
+def _bounds(window: ListWindow) -> dict:
+    return {
         "window_start": window.start.isoformat() if window.start else "(open: full sync)",
         "window_end": window.end.isoformat(),
     }
-    partition = window.partition_key if len(context.partition_keys) > 1 else None
-    context.add_asset_metadata({**metadata, **bounds}, partition_key=partition)
 
 
-@dg.asset(
-    **_COMMON,
-    kinds={"mailchimp"},
-    description="Members of one Mailchimp list whose last_changed falls in the window, as Parquet parts.",
-)
-def mailchimp_contacts(
-    context: dg.AssetExecutionContext, mailchimp: MailchimpResource, storage: ImporterStorage
-) -> None:
-    accounts = current_accounts()
-    for list_key, windows in _by_list(_windows(context)).items():
-        with _failures_classified():
-            account = accounts.get(windows[0].account_id)
-            if not account.allows(windows[0].list_id):
-                raise ConfigError(f"list {list_key} is not in account '{account.id}''s allow-list")
-            with mailchimp.client(account, context.run.run_id) as client:
-                stats = fetch_windows(
-                    client,
-                    windows,
-                    storage.windows(),
-                    page_size=mailchimp.page_size,
-                    parallelism=mailchimp.max_connections,
-                    log=context.log,
-                )
+class _ImportRun:
+    def __init__(self, context: dg.AssetExecutionContext, mailchimp, contacts_api, storage):
+        self.context = context
+        self.mailchimp = mailchimp
+        self.contacts_api = contacts_api
+        self.storage = storage
+        self.run_id = context.run.run_id
+        self.selected = context.selected_asset_keys
+        self.accounts = current_accounts()
+        self.threshold = max_invalid_share()
+        self.done = self._materialized_earlier_in_this_run()
+        self.outcome = _Outcome()
+
+    def _materialized_earlier_in_this_run(self) -> set[tuple[dg.AssetKey, str]]:
+        """What an earlier attempt of this step already finished: a retry must not redo it."""
+        records = self.context.instance.get_records_for_run(
+            self.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
+        ).records
+        return {
+            (record.event_log_entry.asset_materialization.asset_key, record.event_log_entry.asset_materialization.partition)
+            for record in records
+        }
+
+    def _pending(self, key: dg.AssetKey, window: ListWindow) -> bool:
+        return key in self.selected and (key, window.partition_key) not in self.done
+
+    def _materialized(self, key: dg.AssetKey, window: ListWindow, metadata: dict) -> None:
+        self.context.log_event(
+            dg.AssetMaterialization(asset_key=key, partition=window.partition_key, metadata={**metadata, **_bounds(window)})
+        )
+
+    def windows_by_list(self) -> dict[str, list[ListWindow]]:
+        try:
+            windows = [decode_partition_key(key) for key in self.context.partition_keys]
+        except ConfigError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        grouped: dict[str, list[ListWindow]] = defaultdict(list)
         for window in windows:
+            grouped[window.list_key].append(window)
+        return grouped
+
+    def fetch(self, windows: list[ListWindow]) -> None:
+        pending = [window for window in windows if self._pending(SOURCE_KEY, window)]
+        if not pending:
+            return
+        account = self.accounts.get(pending[0].account_id)
+        if not account.allows(pending[0].list_id):
+            raise ConfigError(f"list {pending[0].list_key} is not in account '{account.id}''s allow-list")
+        with self.mailchimp.client(account, self.run_id) as client:
+            stats = fetch_windows(
+                client,
+                pending,
+                self.storage.windows(),
+                page_size=self.mailchimp.page_size,
+                parallelism=self.mailchimp.max_connections,
+                log=self.context.log,
+            )
+        for window in pending:
             fetched = stats[window.window_key]
-            _add_metadata(
-                context,
+            self._materialized(
+                SOURCE_KEY,
                 window,
-                {
-                    "fetched": fetched.fetched,
-                    "pages_fetched": fetched.pages,
-                    "duration_s": dg.FloatMetadataValue(round(fetched.duration_s, 3)),
-                },
+                {"fetched": fetched.fetched, "pages_fetched": fetched.pages,
+                 "duration_s": dg.FloatMetadataValue(round(fetched.duration_s, 3))},
             )
 
-
-@dg.asset(
-    **_COMMON,
-    deps=[mailchimp_contacts],
-    kinds={"pandas", "pydantic"},
-    description="Contacts API records mapped and validated from the window; invalid members become dead letters.",
-)
-def contact_records(context: dg.AssetExecutionContext, storage: ImporterStorage) -> None:
-    for window in _windows(context):
-        with _failures_classified():
-            stats = transform_window(storage.windows(), storage.dead_letters(), window, context.run.run_id)
+    def transform(self, window: ListWindow) -> None:
+        if not self._pending(RECORDS_KEY, window):
+            return
+        stats = transform_window(self.storage.windows(), self.storage.dead_letters(), window, self.run_id)
         if stats.invalid:
-            context.log.warning(f"{window}: {stats.invalid} members dead-lettered by validation")
-        _add_metadata(context, window, {"transformed": stats.transformed, "dead_lettered": stats.invalid})
+            self.context.log.warning(f"{window}: {stats.invalid} members dead-lettered by validation")
+        self._materialized(
+            RECORDS_KEY,
+            window,
+            {"transformed": stats.transformed, "dead_lettered": stats.invalid, "duplicates": stats.duplicates},
+        )
 
-
-@dg.asset(
-    **_COMMON,
-    deps=[contact_records],
-    kinds={"api"},
-    description="The window's records imported into the Contacts API in idempotent batches.",
-)
-def exported_batches(
-    context: dg.AssetExecutionContext, contacts_api: ContactsApiResource, storage: ImporterStorage
-) -> None:
-    accounts = current_accounts()
-    files = storage.windows()
-    for window in _windows(context):
-        with _failures_classified():
-            account = accounts.get(window.account_id)
-            source = files.manifest("mailchimp_contacts", window.list_key, window.window_key)
-            records = files.manifest("contact_records", window.list_key, window.window_key)
-            with contacts_api.client(context.run.run_id) as client:
-                stats = export_window(
-                    client,
-                    account.contacts_account,
-                    files,
-                    storage.dead_letters(),
-                    window,
-                    run_id=context.run.run_id,
-                    batch_size=contacts_api.batch_size,
-                    parallelism=contacts_api.parallelism,
-                    log=context.log,
-                )
-        _add_metadata(
-            context,
+    def export(self, window: ListWindow) -> None:
+        files = self.storage.windows()
+        source = files.manifest(SOURCE, window.list_key, window.window_key)
+        records = files.manifest(RECORDS, window.list_key, window.window_key)
+        counts = WindowCounts(source["fetched"], records["transformed"], records["invalid"], records["duplicates"])
+        checks = self.outcome.checks
+        checks.windows += 1
+        if counts.duplicates:
+            checks.duplicated.append(window.partition_key)
+        if counts.too_invalid(self.threshold):
+            checks.too_invalid.append(window.partition_key)
+            raise WindowBlocked(
+                f"{window}: {counts.invalid_share:.0%} of members are invalid (threshold {self.threshold:.0%}); "
+                "not exported. See `importer-dagster dead-letters`."
+            )
+        if not self._pending(EXPORTED_KEY, window):
+            return
+        account = self.accounts.get(window.account_id)
+        with self.contacts_api.client(self.run_id) as client:
+            stats = export_window(
+                client,
+                account.contacts_account,
+                files,
+                self.storage.dead_letters(),
+                window,
+                run_id=self.run_id,
+                batch_size=self.contacts_api.batch_size,
+                parallelism=self.contacts_api.parallelism,
+                log=self.context.log,
+            )
+        counts = WindowCounts(**{**counts.__dict__, "exported": stats.exported, "rejected": stats.rejected})
+        if not counts.reconciles():
+            checks.unreconciled.append(window.partition_key)
+        self._materialized(
+            EXPORTED_KEY,
             window,
             {
-                "fetched": source["fetched"],
+                "fetched": counts.fetched,
                 "pages_fetched": source["pages"],
-                "transformed": records["transformed"],
-                "dead_lettered": records["invalid"],
-                "exported": stats.exported,
-                "rejected": stats.rejected,
+                "transformed": counts.transformed,
+                "dead_lettered": counts.dead_lettered,
+                "exported": counts.exported,
+                "rejected": counts.rejected,
                 "batches": stats.batches,
                 "fetch_duration_s": dg.FloatMetadataValue(round(source["duration_s"], 3)),
             },
         )
 
+    def execute(self) -> Iterator[dg.AssetCheckResult]:
+        for windows in self.windows_by_list().values():
+            try:
+                self.fetch(windows)
+            except EXPECTED_ERRORS as error:
+                self.context.log.error(f"{windows[0].list_key}: {error}")
+                self.outcome.fail(windows, error)
+                continue
+            for window in windows:
+                try:
+                    self.transform(window)
+                    if EXPORTED_KEY in self.selected or self.context.selected_asset_check_keys:
+                        self.export(window)
+                except EXPECTED_ERRORS as error:
+                    self.context.log.error(f"{window}: {error}")
+                    self.outcome.fail([window], error)
+        selected_checks = self.context.selected_asset_check_keys
+        for result in self.outcome.checks.results(self.threshold):
+            if dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:
+                yield result
+        self._raise_for_failures()
 
-import_assets = [mailchimp_contacts, contact_records, exported_batches]
+    def _raise_for_failures(self) -> None:
+        failures = self.outcome.failures
+        if not failures:
+            return
+        total = len(self.context.partition_keys)
+        shown = "; ".join(f"{key}: {reason}" for key, reason in list(failures.items())[:20])
+        more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
+        raise dg.Failure(
+            description=f"{len(failures)} of {total} windows failed: {shown}{more}",
+            metadata={"failed_partitions": dg.MetadataValue.json(sorted(failures))},
+            allow_retries=self.outcome.retryable,
+        )
+
+
+@dg.multi_asset(
+    name="import_contacts",
+    specs=import_specs,
+    check_specs=window_check_specs,
+    partitions_def=list_windows_partitions,
+    retry_policy=RETRY_POLICY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+)
+def import_contacts(
+    context: dg.AssetExecutionContext,
+    mailchimp: MailchimpResource,
+    contacts_api: ContactsApiResource,
+    storage: ImporterStorage,
+) -> Iterator[dg.AssetCheckResult]:
+    yield from _ImportRun(context, mailchimp, contacts_api, storage).execute()
+
+
+import_assets = [import_contacts]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from importer_dagster.concurrency import ordered_parallel_map
@@ -171,6 +172,15 @@ def fetch_windows(
 class TransformStats:
     transformed: int
     invalid: int
+    duplicates: int
+
+
+def _count_duplicates(hashes: list[np.ndarray]) -> int:
+    """8 bytes per record instead of a set of a million strings."""
+    if not hashes:
+        return 0
+    ordered = np.sort(np.concatenate(hashes))
+    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
 def transform_window(
@@ -178,10 +188,12 @@ def transform_window(
 ) -> TransformStats:
     writer = files.writer(RECORDS, window.list_key, window.window_key)
     transformed = invalid = 0
+    hashes = []
     try:
         for frame in files.frames(SOURCE, window.list_key, window.window_key):
             result = transform_members(json.loads(encoded) for encoded in frame["member"])
             writer.write(result.records)
+            hashes.append(pd.util.hash_pandas_object(result.records["external_id"], index=False).to_numpy())
             dead_letters.record(
                 account=window.account_id,
                 list_key=window.list_key,
@@ -192,11 +204,12 @@ def transform_window(
             )
             transformed += len(result.records)
             invalid += len(result.dead_letters)
-        writer.commit({"transformed": transformed, "invalid": invalid})
+        duplicates = _count_duplicates(hashes)
+        writer.commit({"transformed": transformed, "invalid": invalid, "duplicates": duplicates})
     except BaseException:
         writer.abort()
         raise
-    return TransformStats(transformed, invalid)
+    return TransformStats(transformed, invalid, duplicates)
 
 
 def idempotency_key(window: ListWindow, body: bytes) -> str:
