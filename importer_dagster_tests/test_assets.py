@@ -1,0 +1,298 @@
+"""The three assets end to end, over real HTTP against both simulators."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+from dagster._serdes import serialize_value
+
+from importer_dagster.assets import import_assets
+from importer_dagster.partitions import (
+    FIRST_WINDOW_START,
+    LISTS_PARTITIONS_NAME,
+    decode_partition_key,
+    list_windows_partitions,
+)
+from importer_dagster.simulators.mailchimp import MailchimpSimulator
+
+from .conftest import (
+    ACME_KEY,
+    ACME_LIST,
+    CONTACTS_KEY,
+    GLOBEX_KEY,
+    NOW,
+    Importer,
+    build_world,
+    fast_resources,
+    last_closed_window,
+    window_key,
+)
+
+
+def expected_ids(simulator: MailchimpSimulator, list_id: str, key: str) -> set[str]:
+    window = decode_partition_key(f"acme.{list_id}|{key}")
+    return {member_id for member_id, changed in simulator.members_truth(list_id).items() if window.contains(changed)}
+
+
+def imported_ids(contacts_sim, list_id: str, account: str = "acme-contacts") -> Counter:
+    return Counter(
+        row["external_id"].split(":", 1)[1]
+        for row in contacts_sim.imports(account)
+        if row["external_id"].startswith(f"{list_id}:")
+    )
+
+
+def materialization_metadata(result: dg.ExecuteInMemoryResult, asset: str) -> dict:
+    [event] = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(asset)
+    ]
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def test_a_window_imports_exactly_its_contacts_once(importer: Importer, mailchimp_sim, contacts_sim):
+    key = last_closed_window()
+    expected = expected_ids(mailchimp_sim, ACME_LIST, key)
+    assert len(expected) > 50
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    imported = imported_ids(contacts_sim, ACME_LIST)
+    assert set(imported) == expected
+    assert max(imported.values()) == 1
+    metadata = materialization_metadata(result, "exported_batches")
+    assert metadata["fetched"] == metadata["transformed"] == metadata["exported"] == len(expected)
+    assert metadata["rejected"] == metadata["dead_lettered"] == 0
+    assert metadata["pages_fetched"] >= 1
+    assert isinstance(metadata["fetch_duration_s"], float)
+    assert metadata["window_start"].startswith(key[:10])
+    stored = contacts_sim.contacts("acme-contacts")
+    some = next(iter(expected))
+    assert stored[f"{ACME_LIST}:{some}"]["email"] == stored[f"{ACME_LIST}:{some}"]["email"].lower()
+
+
+def test_rematerializing_a_partition_imports_nothing_new(importer: Importer, contacts_sim):
+    partition = f"acme.{ACME_LIST}|{last_closed_window()}"
+    importer.materialize(partition)
+    first_audit = contacts_sim.imports("acme-contacts")
+    first_requests = contacts_sim.requests()
+
+    importer.materialize(partition)
+
+    assert contacts_sim.imports("acme-contacts") == first_audit
+    replayed = contacts_sim.requests()[len(first_requests):]
+    assert {request["idempotency_key"] for request in replayed} == {
+        request["idempotency_key"] for request in first_requests
+    }
+
+
+@pytest.mark.parametrize("bounds", ["exclusive-inclusive", "inclusive-exclusive"])
+def test_ties_on_a_window_bound_belong_to_exactly_one_window(importer: Importer, contacts_sim, bounds):
+    with MailchimpSimulator(build_world(bounds=bounds)) as simulator:
+        importer.resources["mailchimp"] = fast_resources(
+            importer.storage.state_dir, contacts_sim.base_url, base_url=simulator.base_url
+        )["mailchimp"]
+        key = window_key(NOW - timedelta(hours=2))
+        start = decode_partition_key(f"acme.{ACME_LIST}|{key}").start
+        ids = list(simulator.members_truth(ACME_LIST))
+        on_start, on_end, just_before_end = ids[:5], ids[5:10], ids[10:15]
+        for member_id in on_start:
+            simulator.set_last_changed(ACME_LIST, member_id, start)
+        for member_id in on_end:
+            simulator.set_last_changed(ACME_LIST, member_id, start + timedelta(hours=1))
+        for member_id in just_before_end:
+            simulator.set_last_changed(ACME_LIST, member_id, start + timedelta(hours=1) - timedelta(seconds=1))
+        expected_here = expected_ids(simulator, ACME_LIST, key)
+        next_key = window_key(start + timedelta(hours=1))
+        expected_next = expected_ids(simulator, ACME_LIST, next_key)
+
+        importer.materialize(f"acme.{ACME_LIST}|{key}")
+        here = set(imported_ids(contacts_sim, ACME_LIST))
+        importer.materialize(f"acme.{ACME_LIST}|{next_key}")
+        both = imported_ids(contacts_sim, ACME_LIST)
+
+    assert here == expected_here
+    assert set(on_start) | set(just_before_end) <= here
+    assert not set(on_end) & here
+    assert set(both) == expected_here | expected_next
+    assert max(both.values()) == 1
+
+
+def test_the_first_window_is_the_full_sync(importer: Importer, contacts_sim):
+    world = build_world(now=FIRST_WINDOW_START + timedelta(hours=2, minutes=30), history_hours=30, acme_members=1500)
+    with MailchimpSimulator(world) as simulator:
+        importer.resources["mailchimp"] = fast_resources(
+            importer.storage.state_dir, contacts_sim.base_url, base_url=simulator.base_url
+        )["mailchimp"]
+        truth = simulator.members_truth(ACME_LIST)
+        first_key = FIRST_WINDOW_START.strftime("%Y-%m-%d-%H:%M")
+        importer.materialize(f"acme.{ACME_LIST}|{first_key}")
+        first = set(imported_ids(contacts_sim, ACME_LIST))
+        for hour in (1, 2):
+            importer.materialize(f"acme.{ACME_LIST}|{window_key(FIRST_WINDOW_START + timedelta(hours=hour))}")
+        everything = imported_ids(contacts_sim, ACME_LIST)
+
+    before_first_end = {m for m, changed in truth.items() if changed < FIRST_WINDOW_START + timedelta(hours=1)}
+    assert len(before_first_end) > 1000
+    assert first == before_first_end
+    assert set(everything) == set(truth)
+    assert max(everything.values()) == 1
+
+
+def test_contacts_changing_mid_scan_never_make_others_skipped(importer: Importer, mailchimp_sim, contacts_sim):
+    key = window_key(NOW - timedelta(hours=3))
+    before_scan = expected_ids(mailchimp_sim, ACME_LIST, key)
+    importer.resources["mailchimp"] = fast_resources(
+        importer.storage.state_dir, contacts_sim.base_url, page_size=25
+    )["mailchimp"]
+    mailchimp_sim.faults.touch_after_page = 3
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    mailchimp_sim.faults.touch_after_page = 0
+    after_scan = expected_ids(mailchimp_sim, ACME_LIST, key)
+    moved_away = before_scan - after_scan
+    imported = imported_ids(contacts_sim, ACME_LIST)
+    assert len(moved_away) > 10, "the fault must really have moved contacts during the scan"
+    assert after_scan <= set(imported), "a contact that stayed in the window was skipped"
+    assert set(imported) <= before_scan
+    assert max(imported.values()) == 1
+    assert materialization_metadata(result, "mailchimp_contacts")["pages_fetched"] > len(before_scan) // 25
+
+
+def test_a_503_then_success_is_retried_within_the_step(importer: Importer, mailchimp_sim, contacts_sim):
+    key = last_closed_window()
+    contacts_sim.faults.burst_503 = 1
+    mailchimp_sim.faults.burst_429 = 2
+    mailchimp_sim.faults.bodyless_403 = 1
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    assert set(imported_ids(contacts_sim, ACME_LIST)) == expected_ids(mailchimp_sim, ACME_LIST, key)
+    statuses = [request["status"] for request in contacts_sim.requests()]
+    assert statuses[0] == 503 and 200 in statuses
+    assert not [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_a_404_fails_the_partition_at_once_without_retry(importer: Importer, mailchimp_sim):
+    missing = "ccccccccc9"
+    importer.instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, [f"acme.{missing}"])
+
+    result = importer.materialize(f"acme.{missing}|{last_closed_window()}", raise_on_error=False)
+
+    assert not result.success
+    calls = [request for request in mailchimp_sim.requests if missing in request["path"]]
+    assert len(calls) == 1
+    events = result.all_events
+    assert not [event for event in events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    [failure] = [event for event in events if event.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "account 'acme'" in message and missing in message and "404" in message
+    assert ACME_KEY not in message
+
+
+def test_invalid_contacts_become_dead_letters_with_reasons(importer: Importer, mailchimp_sim, contacts_sim):
+    key = last_closed_window()
+    mailchimp_sim.faults.malformed_member_rate = 0.1
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    letters = importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}", window=key)
+    assert letters, "malformed members must be dead-lettered"
+    assert all(letter.reason and letter.stage == "transform" and letter.run_id == result.run_id for letter in letters)
+    assert any("email" in letter.reason for letter in letters)
+    dead = {letter.member_id for letter in letters}
+    imported = set(imported_ids(contacts_sim, ACME_LIST))
+    assert not dead & imported
+    expected = expected_ids(mailchimp_sim, ACME_LIST, key)
+    assert {m for m in imported | dead if m in expected} == expected
+    metadata = materialization_metadata(result, "exported_batches")
+    assert metadata["fetched"] == metadata["exported"] + metadata["rejected"] + metadata["dead_lettered"]
+
+
+def test_the_contacts_api_rejections_become_dead_letters(importer: Importer, mailchimp_sim, contacts_sim):
+    key = last_closed_window()
+    expected = expected_ids(mailchimp_sim, ACME_LIST, key)
+    rejected = sorted(expected)[:3]
+    contacts_sim.faults.reject_external_ids = [f"{ACME_LIST}:{member_id}" for member_id in rejected]
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    letters = importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}", window=key)
+    assert {letter.member_id for letter in letters} == set(rejected)
+    assert all(letter.stage == "export" and "rejected by rule" in letter.reason for letter in letters)
+    metadata = materialization_metadata(result, "exported_batches")
+    assert metadata["rejected"] == 3
+    assert metadata["exported"] == len(expected) - 3
+
+
+def test_a_run_uses_its_full_connection_budget_and_no_more(importer: Importer, mailchimp_sim, contacts_sim):
+    importer.resources["mailchimp"] = fast_resources(
+        importer.storage.state_dir, contacts_sim.base_url, page_size=20
+    )["mailchimp"]
+    mailchimp_sim.faults.page_delay_s = 0.05
+
+    importer.materialize(f"acme.{ACME_LIST}|{last_closed_window()}")
+
+    assert mailchimp_sim.max_in_flight[ACME_KEY] == 10
+    assert mailchimp_sim.rejected_over_limit[ACME_KEY] == 0
+
+
+def test_every_request_carries_the_run_id_as_correlation_id(importer: Importer, mailchimp_sim, contacts_sim):
+    result = importer.materialize(f"acme.{ACME_LIST}|{last_closed_window()}")
+    assert {request["correlation_id"] for request in mailchimp_sim.requests} == {result.run_id}
+    assert {request["correlation_id"] for request in contacts_sim.requests()} == {result.run_id}
+
+
+def test_no_key_appears_in_logs_or_event_storage(importer: Importer, mailchimp_sim, capfd, caplog, monkeypatch):
+    ok = importer.materialize(f"globex.bbbbbbbbb1|{last_closed_window()}")
+    monkeypatch.setenv("TEST_MAILCHIMP_KEY_ACME", "ffffffffffffffffffffffffffffffff-us6")
+    refused = importer.materialize(f"acme.{ACME_LIST}|{last_closed_window()}", raise_on_error=False)
+    assert ok.success and not refused.success
+
+    secrets = [ACME_KEY, GLOBEX_KEY, CONTACTS_KEY, "ffffffffffffffffffffffffffffffff"]
+    stored = "".join(
+        serialize_value(record) for run in (ok, refused) for record in importer.instance.all_logs(run.run_id)
+    )
+    assert "401" in stored
+    captured = capfd.readouterr()
+    for text in (stored, captured.out, captured.err, caplog.text):
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_one_run_over_many_lists_keeps_each_windows_outcome_apart(importer: Importer, mailchimp_sim, contacts_sim):
+    missing = "ccccccccc9"
+    instance = importer.instance
+    instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, [f"acme.{missing}"])
+    key = last_closed_window()
+    lists = [f"acme.{ACME_LIST}", f"acme.aaaaaaaaa2", f"globex.bbbbbbbbb1", f"acme.{missing}"]
+
+    result = dg.materialize(
+        import_assets,
+        instance=instance,
+        resources=importer.resources,
+        tags={
+            "dagster/asset_partition_range_start": f"{lists[0]}|{key}",
+            "dagster/asset_partition_range_end": f"{lists[-1]}|{key}",
+        },
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    statuses = instance.get_status_by_partition(
+        dg.AssetKey("exported_batches"), [f"{name}|{key}" for name in lists], list_windows_partitions
+    )
+    assert statuses == {
+        f"acme.{ACME_LIST}|{key}": dg.AssetPartitionStatus.MATERIALIZED,
+        f"acme.aaaaaaaaa2|{key}": dg.AssetPartitionStatus.MATERIALIZED,
+        f"globex.bbbbbbbbb1|{key}": dg.AssetPartitionStatus.MATERIALIZED,
+        f"acme.{missing}|{key}": dg.AssetPartitionStatus.FAILED,
+    }
+    assert set(imported_ids(contacts_sim, ACME_LIST)) == expected_ids(mailchimp_sim, ACME_LIST, key)
+    assert imported_ids(contacts_sim, "bbbbbbbbb1", account="globex-contacts")
+    assert [run.run_id for run in instance.get_runs()] == [result.run_id]

@@ -1,0 +1,105 @@
+"""The commands a user types: `importer-dagster`, `dagster job execute`, `dagster asset materialize`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from importer_dagster.partitions import LISTS_PARTITIONS_NAME
+
+from .conftest import ACME_KEY, ACME_LIST, ACME_SMALL_LIST, GLOBEX_LIST, NOW, last_closed_window, window_key
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def dagster_home(tmp_path, importer_env):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return home
+
+
+def run(command: list[str], home: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def registered_lists(home: Path) -> list[str]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.get_dynamic_partitions(LISTS_PARTITIONS_NAME)
+
+
+def test_discover_registers_every_allowed_list_once(dagster_home):
+    first = run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    assert first.returncode == 0, first.stderr
+    expected = {f"acme.{ACME_LIST}", f"acme.{ACME_SMALL_LIST}", f"globex.{GLOBEX_LIST}"}
+    assert {line.removeprefix("added ") for line in first.stdout.splitlines() if line.startswith("added ")} == expected
+    assert set(registered_lists(dagster_home)) == expected
+
+    again = run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    assert again.returncode == 0
+    assert "0 list(s) added, 3 already registered" in again.stdout
+    assert sorted(registered_lists(dagster_home)) == sorted(expected)
+
+
+def test_discover_reports_a_broken_account_in_one_line_and_keeps_the_others(dagster_home, monkeypatch):
+    monkeypatch.setenv("TEST_MAILCHIMP_KEY_GLOBEX", "ffffffffffffffffffffffffffffffff-us1")
+    result = run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    assert result.returncode == 1
+    assert f"added acme.{ACME_LIST}" in result.stdout
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "account 'globex'" in error and "401" in error
+    assert "ffffffff" not in result.stderr
+
+
+def test_dagster_job_execute_imports_a_partition(dagster_home, contacts_sim):
+    run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    partition = f"acme.{ACME_SMALL_LIST}|{last_closed_window()}"
+    result = run(
+        [str(BIN / "dagster"), "job", "execute", "-m", "importer_dagster.definitions", "-j", "import_contacts_job",
+         "--tags", json.dumps({"dagster/partition": partition})],
+        dagster_home,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RUN_SUCCESS" in result.stderr + result.stdout
+    assert contacts_sim.imports("acme-contacts"), "contacts must have arrived"
+    assert all(row["external_id"].startswith(f"{ACME_SMALL_LIST}:") for row in contacts_sim.imports("acme-contacts"))
+
+
+def test_concurrent_cli_runs_share_one_ten_connection_budget(dagster_home, mailchimp_sim):
+    run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    mailchimp_sim.faults.page_delay_s = 0.1
+    config = json.dumps({"resources": {"mailchimp": {"config": {"page_size": 10}}}})
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
+             "--partition", f"acme.{ACME_LIST}|{window_key(NOW - timedelta(hours=hours))}", "--config-json", config],
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for hours in (1, 2, 3)
+    ]
+    outcomes = [(process.wait(timeout=300), process.stderr.read()) for process in processes]
+    assert all(code == 0 for code, _ in outcomes), [err[-2000:] for _, err in outcomes]
+    assert mailchimp_sim.max_in_flight[ACME_KEY] == 10
+    assert mailchimp_sim.rejected_over_limit[ACME_KEY] == 0
+
+
+def test_a_mistake_gets_one_line_not_a_traceback(dagster_home, monkeypatch, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("accounts:\n  - id: acme\n    mailchimp_api_key_env: K\n    contacts_account: c\n    colour: red\n")
+    monkeypatch.setenv("IMPORTER_ACCOUNTS_FILE", str(bad))
+    result = run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: accounts file {bad}: entry 0 (id 'acme'): colour: unknown key"
+    assert "Traceback" not in result.stderr
+    assert ACME_KEY not in result.stderr
