@@ -229,7 +229,7 @@ class _ImportRun:
                 except EXPECTED_ERRORS as error:
                     self.context.log.error(f"{window}: {error}")
                     self.outcome.fail([window], error)
-        selected_checks = self.context.selected_asset_check_keys
+        selected_checks = self.context.selected_asset_check_keys if self.outcome.checks.windows else set()
         for result in self.outcome.checks.results(self.threshold):
             if dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:
                 yield result

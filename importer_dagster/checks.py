@@ -7,8 +7,17 @@ that exports can keep it. The rules are plain functions so they can be tested on
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+
+from importer_dagster.partitions import (
+    FIRST_WINDOW_KEY,
+    LISTS_PARTITIONS_NAME,
+    latest_closed_window,
+    list_windows_partitions,
+)
+from importer_dagster.resources import ImporterStorage
 
 MAX_INVALID_SHARE_ENV = "IMPORTER_MAX_INVALID_SHARE"
 DEFAULT_MAX_INVALID_SHARE = 0.2
@@ -96,3 +105,63 @@ class CheckOutcomes:
             result(reconciliation_check, self.unreconciled, dg.AssetCheckSeverity.ERROR),
             result(duplicates_check, self.duplicated, dg.AssetCheckSeverity.ERROR),
         ]
+
+
+def stale_windows(
+    statuses: dict[str, dg.AssetPartitionStatus | None], lists: list[str], now: datetime
+) -> tuple[list[str], list[str]]:
+    """(late, overdue): windows not imported an hour after they closed, and two hours after.
+
+    The schedule imports a window five minutes after it closes; an hour without it is worth a
+    warning, two hours is the promise broken.
+    """
+    late_key = latest_closed_window(now - timedelta(hours=1))
+    overdue_key = latest_closed_window(now - timedelta(hours=2))
+    late, overdue = [], []
+    for list_key in lists:
+        for window, bucket in ((overdue_key, overdue), (late_key, late)):
+            key = f"{list_key}|{window}"
+            if window >= FIRST_WINDOW_KEY and statuses.get(key) != dg.AssetPartitionStatus.MATERIALIZED:
+                bucket.append(key)
+                break
+    return late, overdue
+
+
+@dg.asset_check(
+    asset=EXPORTED,
+    name="latest_windows_fresh",
+    description="Every active list has its latest closed windows imported: WARN an hour after a "
+    "window closed, ERROR after two.",
+)
+def freshness_check(context: dg.AssetCheckExecutionContext, storage: ImporterStorage) -> dg.AssetCheckResult:
+    instance = context.instance
+    retired = set(storage.retired_lists().keys())
+    lists = [key for key in instance.get_dynamic_partitions(LISTS_PARTITIONS_NAME) if key not in retired]
+    now = datetime.now(timezone.utc)
+    candidates = [
+        f"{key}|{latest_closed_window(now - timedelta(hours=hours))}" for key in lists for hours in (1, 2)
+    ]
+    candidates = [key for key in candidates if key.split("|")[1] >= FIRST_WINDOW_KEY]
+    statuses = instance.get_status_by_partition(EXPORTED, candidates, list_windows_partitions) if candidates else {}
+    late, overdue = stale_windows(statuses, lists, now)
+    return dg.AssetCheckResult(
+        passed=not late and not overdue,
+        severity=dg.AssetCheckSeverity.ERROR if overdue else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "active_lists": len(lists),
+            "late_windows": len(late),
+            "overdue_windows": len(overdue),
+            "failing": dg.MetadataValue.json((overdue + late)[:100]),
+        },
+    )
+
+
+freshness_job = dg.define_asset_job(
+    "freshness_check_job", selection=dg.AssetSelection.checks(freshness_check)
+)
+freshness_schedule = dg.ScheduleDefinition(
+    job=freshness_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

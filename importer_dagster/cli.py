@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from datetime import date
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +59,55 @@ def cmd_discover(args: argparse.Namespace) -> int:
     for reason in discovery.errors.values():
         print(f"error: {reason}", file=sys.stderr)
     return 1 if discovery.errors else 0
+
+
+def cmd_backfill_failed(args: argparse.Namespace) -> int:
+    """A Dagster backfill (not loose runs), so it shows on the UI's Backfills page and the daemon paces it."""
+    import time
+
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    from importer_dagster.alerts import UI_URL_ENV
+    from importer_dagster.assets import import_specs
+    from importer_dagster.definitions import defs
+    from importer_dagster.partition_status import failed_partitions
+
+    if args.since:
+        try:
+            since = date.fromisoformat(args.since).strftime("%Y-%m-%d-00:00")
+        except ValueError:
+            raise UsageError(f"--since {args.since!r} is not a date of the form YYYY-MM-DD") from None
+    instance = _instance()
+    failed = [
+        key
+        for key in failed_partitions(instance)
+        if (not args.account or key.startswith(f"{args.account}."))
+        and (not args.since or key.split("|", 1)[1] >= since)
+    ]
+    if not failed:
+        print("no failed partitions to backfill")
+        return 0
+    backfill_id = make_new_backfill_id()
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=backfill_id,
+        asset_graph=defs.resolve_asset_graph(),
+        partition_names=failed,
+        asset_selection=[spec.key for spec in import_specs],
+        backfill_timestamp=time.time(),
+        tags={"importer/backfill": "failed"},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=f"Failed windows ({len(failed)})",
+        description="Launched by importer-dagster backfill-failed",
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    for key in failed:
+        print(f"backfilling {key}")
+    base = os.environ.get(UI_URL_ENV, "http://127.0.0.1:3000").rstrip("/")
+    print(f"launched backfill {backfill_id} of {len(failed)} failed window(s): {base}/runs/b/{backfill_id}")
+    return 0
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
@@ -153,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     discover = add("discover", cmd_discover, "Register every account's Mailchimp lists as partitions in $DAGSTER_HOME.")
     discover.add_argument("--account", action="append", help="only this account (repeatable)")
+
+    backfill = add(
+        "backfill-failed", cmd_backfill_failed, "Launch a Dagster backfill of every failed window (needs the daemon)."
+    )
+    backfill.add_argument("--account", help="only this account's lists")
+    backfill.add_argument("--since", help="only windows from this UTC date on (YYYY-MM-DD)")
 
     letters = add("dead-letters", cmd_dead_letters, "List contacts that could not be imported, with the reason.")
     letters.add_argument("--account")

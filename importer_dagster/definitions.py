@@ -1,12 +1,18 @@
 import dagster as dg
 
 from importer_dagster.assets import import_assets
+from importer_dagster.checks import freshness_check, freshness_job, freshness_schedule
 from importer_dagster.jobs import import_contacts_job
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
+from importer_dagster.schedules import hourly_import_schedule
+from importer_dagster.sensors import alert_sensor, failed_partitions_sensor, list_discovery_sensor
 
 defs = dg.Definitions(
     assets=import_assets,
-    jobs=[import_contacts_job],
+    asset_checks=[freshness_check],
+    jobs=[import_contacts_job, freshness_job],
+    schedules=[hourly_import_schedule, freshness_schedule],
+    sensors=[list_discovery_sensor, failed_partitions_sensor, alert_sensor],
     resources={
         "mailchimp": MailchimpResource(),
         "contacts_api": ContactsApiResource(
@@ -14,7 +20,7 @@ defs = dg.Definitions(
         ),
         "storage": ImporterStorage(),
     },
-    # One process per run: the steps stream through files, so a process per step buys no
-    # isolation worth its start-up cost (seconds per run, times every list, every hour).
+    # One process per run: the op streams through files, so a process per step buys no isolation
+    # worth its start-up cost (seconds per run, times every list, every hour).
     executor=dg.in_process_executor,
 )

@@ -84,3 +84,17 @@ def decode_partition_key(key: str | dg.MultiPartitionKey) -> ListWindow:
         )
     end = start + timedelta(hours=1)
     return ListWindow(account_id, list_id, window_key, None if window_key == FIRST_WINDOW_KEY else start, end)
+
+
+def window_key_at(moment: datetime) -> str:
+    """The key of the window that contains `moment`."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:00")
+
+
+def latest_closed_window(now: datetime) -> str:
+    return window_key_at(now - timedelta(hours=1))
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover the partition range first..last (a rectangle of lists × windows)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}

@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import PrivateAttr
 from requests.auth import HTTPBasicAuth
 
 from importer_dagster.accounts import Account
 from importer_dagster.http import ApiClient, ConnectionSlots, RetrySettings
-from importer_dagster.storage import DeadLetters, WindowFiles
+from importer_dagster.storage import DeadLetters, RetiredLists, WindowFiles, state_engine
 
 MAILCHIMP_BASE_URL_ENV = "MAILCHIMP_BASE_URL"
 STATE_DIR_ENV = "IMPORTER_STATE_DIR"
@@ -114,7 +115,7 @@ class ImporterStorage(dg.ConfigurableResource):
     """
 
     state_dir: str = ""
-    _dead_letters: DeadLetters | None = PrivateAttr(default=None)
+    _engine: sa.Engine | None = PrivateAttr(default=None)
 
     def root(self) -> Path:
         return Path(self.state_dir or default_state_dir())
@@ -122,8 +123,14 @@ class ImporterStorage(dg.ConfigurableResource):
     def windows(self) -> WindowFiles:
         return WindowFiles(self.root() / "windows")
 
+    def _state_engine(self) -> sa.Engine:
+        if self._engine is None:
+            url = os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{self.root() / 'state.sqlite3'}"
+            self._engine = state_engine(url)
+        return self._engine
+
     def dead_letters(self) -> DeadLetters:
-        if self._dead_letters is None:
-            url = os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{self.root() / 'dead_letters.sqlite3'}"
-            self._dead_letters = DeadLetters(url)
-        return self._dead_letters
+        return DeadLetters(self._state_engine())
+
+    def retired_lists(self) -> RetiredLists:
+        return RetiredLists(self._state_engine())

@@ -129,6 +129,56 @@ dead_letters_table = sa.Table(
 )
 
 
+retired_lists_table = sa.Table(
+    "importer_retired_lists",
+    _metadata,
+    sa.Column("list_key", sa.String(300), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def state_engine(database_url: str) -> sa.Engine:
+    engine = sa.create_engine(database_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        Path(engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    _metadata.create_all(engine)
+    return engine
+
+
+class RetiredLists:
+    """Lists that vanished from Mailchimp or from the accounts file.
+
+    Their partitions stay registered, so their history stays visible; they are only left out of
+    the hourly schedule, and come back by themselves if the list reappears.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def keys(self) -> dict[str, str]:
+        with self.engine.connect() as connection:
+            return dict(connection.execute(sa.select(retired_lists_table.c.list_key, retired_lists_table.c.reason)).all())
+
+    def retire(self, reasons: dict[str, str]) -> None:
+        if not reasons:
+            return
+        now = datetime.now(timezone.utc)
+        with self.engine.begin() as connection:
+            connection.execute(retired_lists_table.delete().where(retired_lists_table.c.list_key.in_(list(reasons))))
+            connection.execute(
+                retired_lists_table.insert(),
+                [{"list_key": key, "reason": reason, "retired_at": now} for key, reason in reasons.items()],
+            )
+
+    def restore(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            with self.engine.begin() as connection:
+                connection.execute(retired_lists_table.delete().where(retired_lists_table.c.list_key.in_(keys)))
+
+
 class DeadLetters:
     """Contacts that could not be imported, with the reason, kept until someone replays them.
 
@@ -137,12 +187,8 @@ class DeadLetters:
     so the history of what went wrong stays.
     """
 
-    def __init__(self, database_url: str):
-        self.engine = sa.create_engine(database_url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self.engine)
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
 
     def _upsert(self, rows: list[dict[str, Any]]) -> sa.Insert:
         dialect = self.engine.dialect.name

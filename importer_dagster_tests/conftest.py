@@ -14,6 +14,7 @@ from importer_dagster.partitions import LISTS_PARTITIONS_NAME
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
 from importer_dagster.simulators.contacts import ContactsSimulator
 from importer_dagster.simulators.mailchimp import MailchimpSimulator, MailchimpWorld, SimAccount, SimList
+from importer_dagster.simulators.server import Request, Response, SimulatorServer
 
 ACME_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-us6"
 GLOBEX_KEY = "f9e8d7c6b5a40392817f6e5d4c3b2a10-us19"
@@ -127,3 +128,34 @@ class Importer:
 def importer(instance, importer_env, contacts_sim) -> Importer:
     resources = fast_resources(importer_env["IMPORTER_STATE_DIR"], contacts_sim.base_url)
     return Importer(instance, resources, resources["storage"])
+
+
+class WebhookReceiver:
+    """A local Slack-compatible webhook: alerts are proven by what arrives here over HTTP."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self._server = SimulatorServer(self._receive)
+
+    def _receive(self, request: Request) -> Response:
+        self.messages.append(request.json())
+        return Response.json(200, {"ok": True})
+
+    @property
+    def url(self) -> str:
+        return f"{self._server.root_url}/hooks/alerts"
+
+    def __enter__(self) -> "WebhookReceiver":
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.stop()
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    with WebhookReceiver() as receiver:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv("DAGSTER_UI_URL", "http://127.0.0.1:3000")
+        yield receiver

@@ -76,9 +76,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 """
 
-# Each record is stored as the exact JSON text it arrived as, cut out of the body by SQLite:
-# cheaper than re-serialising every record in Python. The decoder below refuses what SQLite would
-# read differently from Python (duplicate keys, NaN), so stored and validated records agree.
+# Each record is stored as its own JSON text, cut out of the body by SQLite: cheaper than
+# re-serialising every record in Python. The decoder below refuses what SQLite could read
+# differently from Python (duplicate keys, NaN), so stored and validated records agree.
 _RECORD_TEXTS = "SELECT value FROM json_each(?, '$.records') ORDER BY key"
 # Newer-or-equal wins: an importer may legitimately resend an older snapshot of a contact (a
 # retry racing a later run), and that must not roll the stored contact back.
@@ -128,7 +128,7 @@ class ContactsFaults:
     burst_429: int = 0
     """The next N import requests are answered 429, without Retry-After, so clients' own backoff runs."""
     delay_s: float = 0.0
-    """Sleep before handling every import request, to exercise client timeouts and concurrency."""
+    """Sleep before handling every import request, to exercise client timeouts and overlapping requests."""
     lose_response: int = 0
     """The next N import requests are applied and committed, then the connection is dropped unanswered."""
     reject_email_domains: list[str] = field(default_factory=list)
@@ -205,6 +205,24 @@ def _rule_problem(record: dict[str, Any], blocked_domains: set[str], blocked_ids
     if record["external_id"] in blocked_ids:
         return "rejected by rule"
     return None
+
+
+def _judge(records: list[dict[str, Any]], faults: ContactsFaults) -> tuple[list[int], list[dict[str, Any]]]:
+    """Indexes of the accepted records, and the rejections as the response reports them."""
+    blocked_domains = {domain.lower() for domain in faults.reject_email_domains}
+    blocked_ids = set(faults.reject_external_ids)
+    accepted: list[int] = []
+    rejected: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        reason = _record_problem(record) or _rule_problem(record, blocked_domains, blocked_ids)
+        if reason is None:
+            accepted.append(index)
+            continue
+        external_id = record.get("external_id")
+        rejected.append(
+            {"index": index, "external_id": external_id if isinstance(external_id, str) else None, "reason": reason}
+        )
+    return accepted, rejected
 
 
 def _merge_faults(faults: ContactsFaults, changes: Any) -> str | None:
@@ -507,24 +525,7 @@ class ContactsSimulator:
             if not isinstance(record, dict):
                 return _error(400, f"records[{index}] is not an object")
 
-        faults = self.faults
-        blocked_domains = {domain.lower() for domain in faults.reject_email_domains}
-        blocked_ids = set(faults.reject_external_ids)
-        accepted: list[int] = []
-        rejected: list[dict[str, Any]] = []
-        for index, record in enumerate(records):
-            reason = _record_problem(record) or _rule_problem(record, blocked_domains, blocked_ids)
-            if reason is None:
-                accepted.append(index)
-            else:
-                external_id = record.get("external_id")
-                rejected.append(
-                    {
-                        "index": index,
-                        "external_id": external_id if isinstance(external_id, str) else None,
-                        "reason": reason,
-                    }
-                )
+        accepted, rejected = _judge(records, self.faults)
         response_json = json.dumps({"accepted": len(accepted), "rejected": rejected})
         body_sha256 = hashlib.sha256(request.body).hexdigest()
         now = _utc_now()

@@ -323,7 +323,10 @@ def test_delay_slows_every_import_without_serialising_them(sim: ContactsSimulato
     statuses: list[int] = []
 
     started = time.monotonic()
-    threads = [threading.Thread(target=lambda i=i: statuses.append(post(sim, [record(f"m{i}")]).status_code)) for i in range(3)]
+    threads = [
+        threading.Thread(target=lambda i=i: statuses.append(post(sim, [record(f"m{i}")]).status_code))
+        for i in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
