@@ -13,15 +13,17 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from collections.abc import Callable
 from pathlib import Path
 
 from importer_dagster.accounts import ConfigError
+from importer_dagster.simulators.server import Request, Response, SimulatorServer
 
 DEMO_DIR = Path(".demo")
 DEMO_MAILCHIMP_PORT = 8765
 DEMO_CONTACTS_PORT = 8766
+DEMO_ALERTS_PORT = 8767
 
 
 class UsageError(Exception):
@@ -144,22 +146,37 @@ def cmd_simulate_contacts(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_environment(root: Path, mailchimp_url: str, contacts_url: str) -> dict[str, str]:
+def demo_environment(root: Path, mailchimp_url: str, contacts_url: str, webhook_url: str) -> dict[str, str]:
     from importer_dagster.simulators.contacts import DEMO_API_KEY
     from importer_dagster.simulators.mailchimp import DEMO_KEYS
 
+    start = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%d")
     return {
         "DAGSTER_HOME": str(root / "dagster_home"),
         "IMPORTER_STATE_DIR": str(root / "state"),
+        "IMPORTER_START_DATE": start,
+        "IMPORTER_RETRY_COOLDOWN_S": "30",
+        "IMPORTER_MAX_AUTO_RETRIES": "2",
         "MAILCHIMP_BASE_URL": mailchimp_url,
         "CONTACTS_API_URL": contacts_url,
         "CONTACTS_API_KEY": DEMO_API_KEY,
+        "ALERT_WEBHOOK_URL": webhook_url,
         **DEMO_KEYS,
     }
 
 
+def _print_alerts(request: Request) -> Response:
+    """The demo's stand-in for Slack: alerts appear in the terminal that runs the demo."""
+    print(f"\n=== ALERT (webhook) ===\n{request.json().get('text', '')}\n", flush=True)
+    return Response.json(200, {"ok": True})
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Simulators in this process, `dagster dev` as a child: one Ctrl-C stops everything."""
+    """Simulators and an alert receiver in this process, `dagster dev` as a child: one Ctrl-C stops all.
+
+    Lists are not registered here: the discovery sensor registers them a few seconds after Dagster
+    starts and imports each one's history, so the windows fill in by themselves.
+    """
     from importer_dagster.simulators.contacts import DEMO_API_KEY, ContactsSimulator
     from importer_dagster.simulators.mailchimp import MailchimpSimulator, demo_world
 
@@ -167,26 +184,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     root.mkdir(exist_ok=True)
     mailchimp = MailchimpSimulator(demo_world(), port=args.mailchimp_port).start()
     contacts = ContactsSimulator(DEMO_API_KEY, db_path=root / "contacts.sqlite3", port=args.contacts_port).start()
+    alerts = SimulatorServer(_print_alerts, port=args.alerts_port).start()
     try:
-        env = demo_environment(root, mailchimp.base_url, contacts.base_url)
+        env = demo_environment(root, mailchimp.base_url, contacts.base_url, f"{alerts.root_url}/alerts")
         Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        (Path(env["DAGSTER_HOME"]) / "dagster.yaml").touch()
         os.environ.update(env)
         (root / "env.sh").write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
         print(f"Mailchimp simulator:    {mailchimp.base_url}")
         print(f"Contacts API simulator: {contacts.base_url}")
-        cmd_discover(argparse.Namespace(account=None))
+        print(f"Alerts are printed here (webhook {alerts.root_url}/alerts)")
         print(f"In another shell, `source {root / 'env.sh'}` to use the CLI against this demo.")
         if args.no_dagster:
             print("Simulators running; Ctrl-C stops them.")
             threading.Event().wait()
             return 0
-        command = ["dagster", "dev", "-m", "importer_dagster.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+        print(f"Dagster UI: http://127.0.0.1:{args.port} (the discovery sensor registers the lists within a minute)")
+        command = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "importer_dagster.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
         return subprocess.call(command, env={**os.environ, **env})
     except KeyboardInterrupt:
         return 0
     finally:
         mailchimp.stop()
         contacts.stop()
+        alerts.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
     demo.add_argument("--mailchimp-port", type=int, default=DEMO_MAILCHIMP_PORT)
     demo.add_argument("--contacts-port", type=int, default=DEMO_CONTACTS_PORT)
+    demo.add_argument("--alerts-port", type=int, default=DEMO_ALERTS_PORT)
     demo.add_argument("--no-dagster", action="store_true", help="run the simulators only")
 
     for name, handler, what in (
