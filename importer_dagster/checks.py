@@ -142,7 +142,7 @@ def freshness_check(context: dg.AssetCheckExecutionContext, storage: ImporterSto
         f"{key}|{latest_closed_window(now - timedelta(hours=hours))}" for key in lists for hours in (1, 2)
     ]
     candidates = [key for key in candidates if key.split("|")[1] >= FIRST_WINDOW_KEY]
-    statuses = instance.get_status_by_partition(EXPORTED, candidates, list_windows_partitions) if candidates else {}
+    statuses = (instance.get_status_by_partition(EXPORTED, candidates, list_windows_partitions) if candidates else None) or {}
     late, overdue = stale_windows(statuses, lists, now)
     return dg.AssetCheckResult(
         passed=not late and not overdue,

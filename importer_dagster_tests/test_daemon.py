@@ -139,3 +139,4 @@ def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
+
