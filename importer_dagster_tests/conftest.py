@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 
 from importer_dagster.assets import import_assets
@@ -16,6 +19,7 @@ from importer_dagster.simulators.contacts import ContactsSimulator
 from importer_dagster.simulators.mailchimp import MailchimpSimulator, MailchimpWorld, SimAccount, SimList
 from importer_dagster.simulators.server import Request, Response, SimulatorServer
 
+REPO = Path(__file__).resolve().parents[1]
 ACME_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-us6"
 GLOBEX_KEY = "f9e8d7c6b5a40392817f6e5d4c3b2a10-us19"
 CONTACTS_KEY = "contacts-secret-5b8e1c7a"
@@ -85,6 +89,40 @@ def importer_env(tmp_path, monkeypatch, mailchimp_sim, contacts_sim):
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return environment
+
+
+@pytest.fixture
+def postgres_home(tmp_path):
+    """A fresh PostgreSQL database behind the repository's own dagster.yaml, dropped afterwards."""
+    database = f"importer_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {database}")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    yield home, {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_USERNAME": "postgres",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": "5432",
+        "DAGSTER_PG_DB": database,
+    }
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def postgres_instance(postgres_home, importer_env, monkeypatch):
+    home, environment = postgres_home
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(home)) as pg_instance:
+        pg_instance.add_dynamic_partitions(
+            LISTS_PARTITIONS_NAME, [f"acme.{ACME_LIST}", f"acme.{ACME_SMALL_LIST}", f"globex.{GLOBEX_LIST}"]
+        )
+        yield pg_instance
 
 
 @pytest.fixture

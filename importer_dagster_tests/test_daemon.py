@@ -6,17 +6,13 @@ alerts; the alert sensor reports the failed runs; a backfill of the failed windo
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
-import pytest
 
 from importer_dagster.partitions import LISTS_PARTITIONS_NAME
 
@@ -25,27 +21,6 @@ from .conftest import ACME_LIST, ACME_SMALL_LIST, GLOBEX_LIST
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EXPORTED = dg.AssetKey("exported_batches")
-
-
-@pytest.fixture
-def postgres_home(tmp_path):
-    database = f"importer_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    yield home, {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_USERNAME": "postgres",
-        "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_DB": database,
-    }
-    admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    admin.close()
 
 
 def wait_for(predicate, timeout: float, what: str):
