@@ -115,6 +115,8 @@ def cmd_backfill_failed(args: argparse.Namespace) -> int:
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from importer_dagster.resources import ImporterStorage
 
+    if args.replay:
+        return _replay(args)
     rows = ImporterStorage().dead_letters().rows(
         account=args.account,
         list_key=args.list,
@@ -129,6 +131,27 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             f"run {row.run_id}\t{state}"
         )
     print(f"{len(rows)} dead letter(s)", file=sys.stderr)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """A new run of replay_dead_letters_job, recorded in the instance like any other."""
+    from importer_dagster.definitions import defs
+
+    config = {"account": args.account, "list_key": args.list, "window": args.window}
+    result = defs.get_job_def("replay_dead_letters_job").execute_in_process(
+        run_config={"ops": {"replay_open_dead_letters": {"config": config}}},
+        instance=_instance(),
+        raise_on_error=False,
+    )
+    for event in result.get_asset_materialization_events():
+        metadata = {key: value.value for key, value in event.materialization.metadata.items()}
+        print(f"{event.materialization.partition}\treplayed {metadata['replayed']}, exported {metadata['exported']}, "
+              f"still dead {metadata['still_dead']}")
+    if not result.success:
+        failure = next(event for event in result.all_events if event.is_step_failure)
+        raise UsageError(f"replay run {result.run_id} failed: {failure.step_failure_data.error.message.strip()}")
+    print(f"replay run {result.run_id} succeeded")
     return 0
 
 
@@ -237,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     letters.add_argument("--window", help="window key, e.g. 2026-11-20-03:00")
     letters.add_argument("--all", action="store_true", help="include dead letters resolved by a later run")
     letters.add_argument("--limit", type=int)
+    letters.add_argument("--replay", action="store_true", help="send the open ones again, in a new run")
 
     demo = add("demo", cmd_demo, "Start both simulators, register the demo lists, and run `dagster dev`.")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")

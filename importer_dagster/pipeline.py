@@ -294,3 +294,66 @@ def export_window(
     )
     log.info(f"{window}: exported {stats.exported}, rejected {stats.rejected} in {stats.batches} batches")
     return stats
+
+
+@dataclass
+class ReplayStats:
+    replayed: int = 0
+    exported: int = 0
+    still_dead: int = 0
+
+
+def replay_dead_letters(
+    client: ApiClient,
+    contacts_account: str,
+    dead_letters: DeadLetters,
+    list_key: str,
+    window_key: str,
+    *,
+    run_id: str,
+    batch_size: int,
+) -> ReplayStats:
+    """Send a window's open dead letters again, after their cause was fixed.
+
+    Only the dead letters are sent, never the whole window: a batch of other records would carry
+    the idempotency key of the original and get the original answer back. Members that failed
+    validation are validated again by today's transform; those that pass are exported, the rest
+    keep their row with the new reason. Every letter that gets through is marked resolved by this
+    run, so the history of what went wrong stays.
+    """
+    rows = dead_letters.rows(list_key=list_key, window=window_key)
+    account_id = rows[0].account if rows else ""
+    stats = ReplayStats(replayed=len(rows))
+    records, still_invalid = [], []
+    for row in rows:
+        if row.stage == "transform":
+            result = transform_members([json.loads(row.payload)])
+            records += frame_to_records(result.records)
+            still_invalid += result.dead_letters
+        else:
+            records.append(json.loads(row.payload))
+    path = f"/v1/accounts/{contacts_account}/contacts/import"
+    rejections: list[DeadLetter] = []
+    posted: list[str] = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        body = dumps_body({"records": batch})
+        key = hashlib.sha256(f"replay\n{list_key}|{window_key}\n".encode() + body).hexdigest()
+        answer = client.request_json("POST", path, body=body, headers={"Idempotency-Key": key})
+        rejected = {int(item["index"]): item.get("reason", "no reason given") for item in answer.get("rejected") or []}
+        for index, record in enumerate(batch):
+            member_id = record["external_id"].split(":", 1)[-1]
+            posted.append(member_id)
+            if index in rejected:
+                rejections.append(
+                    DeadLetter(member_id, f"rejected by the Contacts API: {rejected[index]}",
+                               json.dumps(record, ensure_ascii=False), record["external_id"])
+                )
+        stats.exported += len(batch) - len(rejected)
+    dead_letters.resolve(list_key, window_key, posted, run_id)
+    for stage, letters in (("transform", still_invalid), ("export", rejections)):
+        dead_letters.record(
+            account=account_id, list_key=list_key, window=window_key, stage=stage, run_id=run_id, letters=letters
+        )
+    stats.still_dead = len(still_invalid) + len(rejections)
+    return stats

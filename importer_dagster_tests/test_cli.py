@@ -103,3 +103,57 @@ def test_a_mistake_gets_one_line_not_a_traceback(dagster_home, monkeypatch, tmp_
     assert result.stderr.strip().splitlines()[-1] == f"error: accounts file {bad}: entry 0 (id 'acme'): colour: unknown key"
     assert "Traceback" not in result.stderr
     assert ACME_KEY not in result.stderr
+
+
+def test_dead_letters_are_listed_then_replayed_in_a_new_run_keeping_history(dagster_home, mailchimp_sim, contacts_sim):
+    run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    partition = f"acme.{ACME_LIST}|{last_closed_window()}"
+    window = partition.split("|")[1]
+    members = sorted(m for m, c in mailchimp_sim.members_truth(ACME_LIST).items() if c.strftime("%Y-%m-%d-%H:00") == window)
+    rejected = [f"{ACME_LIST}:{member}" for member in members[:4]]
+    contacts_sim.faults.reject_external_ids = rejected
+    first = run([str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
+                 "--partition", partition], dagster_home)
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    listed = run([str(BIN / "importer-dagster"), "dead-letters", "--list", f"acme.{ACME_LIST}"], dagster_home)
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 4 and all("export" in line and "rejected by rule" in line and "open" in line for line in lines)
+
+    contacts_sim.faults.reject_external_ids = []
+    replay = run([str(BIN / "importer-dagster"), "dead-letters", "--replay", "--account", "acme"], dagster_home)
+
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert f"{partition}\treplayed 4, exported 4, still dead 0" in replay.stdout
+    arrived = {row["external_id"] for row in contacts_sim.imports("acme-contacts")}
+    assert set(rejected) <= arrived
+    assert run([str(BIN / "importer-dagster"), "dead-letters"], dagster_home).stdout == ""
+    history = run([str(BIN / "importer-dagster"), "dead-letters", "--all"], dagster_home).stdout.strip().splitlines()
+    replay_run = replay.stdout.strip().splitlines()[-1].split()[2]
+    assert len(history) == 4 and all(f"resolved by {replay_run}" in line for line in history)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert instance.get_run_by_id(replay_run).job_name == "replay_dead_letters_job"
+
+
+def test_no_key_reaches_the_event_log_compute_logs_or_run_config(dagster_home, contacts_sim):
+    run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    result = run(
+        [str(BIN / "dagster"), "job", "execute", "-m", "importer_dagster.definitions", "-j", "import_contacts_job",
+         "--tags", json.dumps({"dagster/partition": f"acme.{ACME_LIST}|{last_closed_window()}"})],
+        dagster_home,
+    )
+    assert result.returncode == 0
+    from .conftest import CONTACTS_KEY, GLOBEX_KEY
+
+    secrets = [ACME_KEY, GLOBEX_KEY, CONTACTS_KEY]
+    written = [path for path in dagster_home.rglob("*") if path.is_file()]
+    assert any("compute_logs" in str(path) for path in written), "compute logs must exist to be scanned"
+    for path in written:
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, f"{secret[:4]}… found in {path}"
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for dagster_run in instance.get_runs():
+            assert not any(secret in json.dumps(dagster_run.run_config) for secret in secrets)
