@@ -296,3 +296,12 @@ def test_one_run_over_many_lists_keeps_each_windows_outcome_apart(importer: Impo
     assert set(imported_ids(contacts_sim, ACME_LIST)) == expected_ids(mailchimp_sim, ACME_LIST, key)
     assert imported_ids(contacts_sim, "bbbbbbbbb1", account="globex-contacts")
     assert [run.run_id for run in instance.get_runs()] == [result.run_id]
+
+
+def test_a_partition_of_an_unknown_account_fails_in_one_line(importer: Importer):
+    importer.instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, ["initech.aaaaaaaaa1"])
+    result = importer.materialize(f"initech.aaaaaaaaa1|{last_closed_window()}", raise_on_error=False)
+    [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message.strip()
+    assert message.endswith("unknown account 'initech' (not in the accounts file)")
+    assert "\n" not in message

@@ -157,3 +157,11 @@ def test_no_key_reaches_the_event_log_compute_logs_or_run_config(dagster_home, c
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for dagster_run in instance.get_runs():
             assert not any(secret in json.dumps(dagster_run.run_config) for secret in secrets)
+
+
+def test_a_future_start_date_is_one_line_from_the_cli(dagster_home, monkeypatch):
+    monkeypatch.setenv("IMPORTER_START_DATE", "2999-01-01")
+    result = run([str(BIN / "importer-dagster"), "discover"], dagster_home)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: IMPORTER_START_DATE=2999-01-01 is in the future: no window would exist yet"
+    assert "Traceback" not in result.stderr

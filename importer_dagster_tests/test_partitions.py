@@ -60,3 +60,14 @@ def test_malformed_keys_fail_with_a_one_line_error(bad):
 
 def test_the_partition_key_format_is_list_then_window():
     assert [dimension.name for dimension in list_windows_partitions.partitions_defs] == ["list", "window"]
+
+
+def test_a_start_date_in_the_future_is_refused_in_one_line(monkeypatch):
+    from importer_dagster.partitions import start_date
+
+    monkeypatch.setenv("IMPORTER_START_DATE", "2999-01-01")
+    with pytest.raises(ConfigError, match=r"^IMPORTER_START_DATE=2999-01-01 is in the future: no window would exist yet$"):
+        start_date()
+    monkeypatch.setenv("IMPORTER_START_DATE", "yesterday")
+    with pytest.raises(ConfigError, match=r"is not a date of the form YYYY-MM-DD$"):
+        start_date()
