@@ -13,7 +13,7 @@ errors into what Dagster should do with them.
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -88,7 +88,13 @@ def _bounds(window: ListWindow) -> dict:
 
 
 class _ImportRun:
-    def __init__(self, context: dg.AssetExecutionContext, mailchimp, contacts_api, storage):
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        mailchimp: MailchimpResource,
+        contacts_api: ContactsApiResource,
+        storage: ImporterStorage,
+    ):
         self.context = context
         self.mailchimp = mailchimp
         self.contacts_api = contacts_api
@@ -195,7 +201,7 @@ class _ImportRun:
                 parallelism=self.contacts_api.parallelism,
                 log=self.context.log,
             )
-        counts = WindowCounts(**{**counts.__dict__, "exported": stats.exported, "rejected": stats.rejected})
+        counts = replace(counts, exported=stats.exported, rejected=stats.rejected)
         if not counts.reconciles():
             checks.unreconciled.append(window.partition_key)
         self._materialized(

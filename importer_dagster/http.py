@@ -188,7 +188,15 @@ class ApiClient:
                 time.sleep(min(self._retry.backoff_s * 2**attempt, self._retry.backoff_max_s))
         raise AssertionError("unreachable")
 
-    def _send(self, method, url, params, body, headers, path) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        path: str,
+    ) -> requests.Response:
         timeout = (self._retry.connect_timeout_s, self._retry.read_timeout_s)
         try:
             with self._slots.hold() if self._slots else nullcontext():

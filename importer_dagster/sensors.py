@@ -16,6 +16,7 @@ from dagster._core.storage.event_log.base import EventLogCursor
 
 from importer_dagster.accounts import current_accounts, split_list_key
 from importer_dagster.alerts import run_link, send_alert
+from importer_dagster.checks import freshness_check, window_check_specs
 from importer_dagster.discovery import discover_lists
 from importer_dagster.jobs import import_contacts_job
 from importer_dagster.partition_status import failed_partitions
@@ -176,8 +177,6 @@ def _resolved_up_to(instance: dg.DagsterInstance, history: list[AssetCheckExecut
 
 
 def _check_keys() -> list[dg.AssetCheckKey]:
-    from importer_dagster.checks import freshness_check, window_check_specs
-
     return [spec.key for spec in window_check_specs] + list(freshness_check.check_keys)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import dagster as dg
 import pytest
@@ -270,7 +270,7 @@ def test_one_run_over_many_lists_keeps_each_windows_outcome_apart(importer: Impo
     instance = importer.instance
     instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, [f"acme.{missing}"])
     key = last_closed_window()
-    lists = [f"acme.{ACME_LIST}", f"acme.aaaaaaaaa2", f"globex.bbbbbbbbb1", f"acme.{missing}"]
+    lists = [f"acme.{ACME_LIST}", "acme.aaaaaaaaa2", "globex.bbbbbbbbb1", f"acme.{missing}"]
 
     result = dg.materialize(
         import_assets,

@@ -135,7 +135,7 @@ def test_list_lookup_and_404s(sim: MailchimpSimulator) -> None:
     assert get(sim, f"/lists/{ALPHA}", fields="id,name").json() == {"id": ALPHA, "name": "Alpha"}
     for path in (f"/lists/{BETA}", "/lists/0000000000", f"/lists/{GONE}", f"/lists/{BETA}/members",
                  "/lists/0000000000/members", f"/lists/{GONE}/members", "/nope"):
-        assert_problem(get(sim, path), 404)["title"] == "Resource Not Found"
+        assert assert_problem(get(sim, path), 404)["title"] == "Resource Not Found"
 
 
 def test_members_count_above_1000_is_a_400(sim: MailchimpSimulator) -> None:
