@@ -158,14 +158,14 @@ def _replay(args: argparse.Namespace) -> int:
 def cmd_simulate_mailchimp(args: argparse.Namespace) -> int:
     from importer_dagster.simulators.mailchimp import serve
 
-    serve(args.rest)
+    serve(args.simulator_args)
     return 0
 
 
 def cmd_simulate_contacts(args: argparse.Namespace) -> int:
     from importer_dagster.simulators.contacts import serve
 
-    serve(args.rest)
+    serve(args.simulator_args)
     return 0
 
 
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     letters.add_argument("--limit", type=int)
     letters.add_argument("--replay", action="store_true", help="send the open ones again, in a new run")
 
-    demo = add("demo", cmd_demo, "Start both simulators, register the demo lists, and run `dagster dev`.")
+    demo = add("demo", cmd_demo, "Start the simulators and `dagster dev`; the sensors register and import the demo lists.")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
     demo.add_argument("--mailchimp-port", type=int, default=DEMO_MAILCHIMP_PORT)
     demo.add_argument("--contacts-port", type=int, default=DEMO_CONTACTS_PORT)
@@ -273,15 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("simulate-mailchimp", cmd_simulate_mailchimp, "Run the Mailchimp API simulator (see --help after the command)."),
         ("simulate-contacts", cmd_simulate_contacts, "Run the Contacts API simulator (see --help after the command)."),
     ):
-        sub = add(name, handler, what)
-        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        commands.add_parser(name, help=what, description=what, add_help=False).set_defaults(
+            handler=handler, takes_simulator_args=True
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     from importer_dagster.http import HttpError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "takes_simulator_args", False):
+        args.simulator_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         sys.exit(args.handler(args))
     except (ConfigError, UsageError, HttpError) as error:
