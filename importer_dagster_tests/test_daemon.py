@@ -36,7 +36,7 @@ def wait_for(predicate, timeout: float, what: str):
 def statuses(instance, keys):
     from importer_dagster.partitions import list_windows_partitions
 
-    return instance.get_status_by_partition(EXPORTED, keys, list_windows_partitions)
+    return instance.get_status_by_partition(EXPORTED, keys, list_windows_partitions) or {}
 
 
 def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
@@ -68,7 +68,8 @@ def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
             windows = [(first + timedelta(hours=h)).strftime("%Y-%m-%d-%H:00") for h in range(hours)]
             history = [f"{name}|{window}" for name in lists for window in windows]
             wait_for(
-                lambda: set(statuses(instance, history).values()) == {dg.AssetPartitionStatus.MATERIALIZED},
+                lambda: set(statuses(instance, history).values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+                and len(statuses(instance, history)) == len(history),
                 240, "the history runs to import every window",
             )
             history_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "list_discovery_sensor"}))
@@ -107,7 +108,7 @@ def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
             assert launched.returncode == 0, launched.stderr[-2000:]
             assert f"backfilling {broken}" in launched.stdout
             [backfill] = instance.get_backfills()
-            wait_for(lambda: statuses(instance, [broken])[broken] == dg.AssetPartitionStatus.MATERIALIZED,
+            wait_for(lambda: statuses(instance, [broken]).get(broken) == dg.AssetPartitionStatus.MATERIALIZED,
                      180, "the backfill to turn the window green")
             wait_for(lambda: instance.get_backfill(backfill.backfill_id).status.value.startswith("COMPLETED"),
                      120, "the backfill to complete")
