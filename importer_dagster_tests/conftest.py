@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 import psycopg2
 import pytest
 
@@ -59,6 +60,18 @@ def build_world(now: datetime = NOW, acme_members: int = 3000, history_hours: in
         history_hours=history_hours,
         **kwargs,
     )
+
+
+@pytest.fixture(autouse=True)
+def fresh_definitions_state_context():
+    """Give each test Dagster's definitions-state context as it found it.
+
+    Dagster keeps the current instance's definitions-state storage in a ContextVar, and evaluating
+    a schedule or sensor against a test instance can leave it set; once that instance is gone,
+    the next Definitions to load fails with "undefined DagsterInstance weakref".
+    """
+    with set_defs_state_storage(None):
+        yield
 
 
 @pytest.fixture
