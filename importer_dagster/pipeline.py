@@ -218,10 +218,10 @@ def idempotency_key(window: ListWindow, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def _batches(frames: Iterator[pd.DataFrame], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(chunks: Iterator[list[dict[str, Any]]], size: int) -> Iterator[list[dict[str, Any]]]:
     pending: list[dict[str, Any]] = []
-    for frame in frames:
-        pending.extend(frame_to_records(frame))
+    for chunk in chunks:
+        pending.extend(chunk)
         while len(pending) >= size:
             yield pending[:size]
             pending = pending[size:]
@@ -262,8 +262,8 @@ def export_window(
             raise FatalHttpError(f"Contacts API: POST {path} answered an unexpected body")
         return batch, answer
 
-    frames = files.frames(RECORDS, window.list_key, window.window_key)
-    for batch, answer in ordered_parallel_map(post, _batches(frames, batch_size), parallelism, "contacts-import"):
+    chunks = files.rows(RECORDS, window.list_key, window.window_key)
+    for batch, answer in ordered_parallel_map(post, _batches(chunks, batch_size), parallelism, "contacts-import"):
         rejected = answer.get("rejected") or []
         rejected_ids = set()
         for rejection in rejected:

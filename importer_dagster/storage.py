@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 MANIFEST = "manifest.json"
@@ -78,10 +79,18 @@ class WindowFiles:
                 f"{stage} has not been materialized for {list_key} window {window_key}"
             ) from None
 
-    def frames(self, stage: str, list_key: str, window_key: str) -> Iterator[pd.DataFrame]:
+    def _parts(self, stage: str, list_key: str, window_key: str) -> list[Path]:
         self.manifest(stage, list_key, window_key)
-        for part in sorted(self._dir(stage, list_key, window_key).glob("part-*.parquet")):
+        return sorted(self._dir(stage, list_key, window_key).glob("part-*.parquet"))
+
+    def frames(self, stage: str, list_key: str, window_key: str) -> Iterator[pd.DataFrame]:
+        for part in self._parts(stage, list_key, window_key):
             yield pd.read_parquet(part)
+
+    def rows(self, stage: str, list_key: str, window_key: str) -> Iterator[list[dict[str, Any]]]:
+        """Plain dicts straight from Arrow, in column order: no per-row pandas work on the export path."""
+        for part in self._parts(stage, list_key, window_key):
+            yield pq.read_table(part).to_pylist()
 
 
 @dataclass(frozen=True)
