@@ -26,7 +26,7 @@ from importer_dagster.checks import (
     max_invalid_share,
     window_check_specs,
 )
-from importer_dagster.http import HttpError
+from importer_dagster.http import ApiClient, HttpError
 from importer_dagster.partitions import ListWindow, decode_partition_key, list_windows_partitions
 from importer_dagster.pipeline import RECORDS, SOURCE, export_window, fetch_windows, transform_window
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
@@ -171,7 +171,7 @@ class _ImportRun:
             {"transformed": stats.transformed, "dead_lettered": stats.invalid, "duplicates": stats.duplicates},
         )
 
-    def export(self, window: ListWindow) -> None:
+    def export(self, window: ListWindow, client: ApiClient) -> None:
         files = self.storage.windows()
         source = files.manifest(SOURCE, window.list_key, window.window_key)
         records = files.manifest(RECORDS, window.list_key, window.window_key)
@@ -188,19 +188,17 @@ class _ImportRun:
             )
         if not self._pending(EXPORTED_KEY, window):
             return
-        account = self.accounts.get(window.account_id)
-        with self.contacts_api.client(self.run_id) as client:
-            stats = export_window(
-                client,
-                account.contacts_account,
-                files,
-                self.storage.dead_letters(),
-                window,
-                run_id=self.run_id,
-                batch_size=self.contacts_api.batch_size,
-                parallelism=self.contacts_api.parallelism,
-                log=self.context.log,
-            )
+        stats = export_window(
+            client,
+            self.accounts.get(window.account_id).contacts_account,
+            files,
+            self.storage.dead_letters(),
+            window,
+            run_id=self.run_id,
+            batch_size=self.contacts_api.batch_size,
+            parallelism=self.contacts_api.parallelism,
+            log=self.context.log,
+        )
         counts = replace(counts, exported=stats.exported, rejected=stats.rejected)
         if not counts.reconciles():
             checks.unreconciled.append(window.partition_key)
@@ -220,21 +218,23 @@ class _ImportRun:
         )
 
     def execute(self) -> Iterator[dg.AssetCheckResult]:
-        for windows in self.windows_by_list().values():
-            try:
-                self.fetch(windows)
-            except EXPECTED_ERRORS as error:
-                self.context.log.error(f"{windows[0].list_key}: {error}")
-                self.outcome.fail(windows, error)
-                continue
-            for window in windows:
+        """One Contacts API session serves every window of the run: a tick covers hundreds of lists."""
+        with self.contacts_api.client(self.run_id) as contacts:
+            for windows in self.windows_by_list().values():
                 try:
-                    self.transform(window)
-                    if EXPORTED_KEY in self.selected or self.context.selected_asset_check_keys:
-                        self.export(window)
+                    self.fetch(windows)
                 except EXPECTED_ERRORS as error:
-                    self.context.log.error(f"{window}: {error}")
-                    self.outcome.fail([window], error)
+                    self.context.log.error(f"{windows[0].list_key}: {error}")
+                    self.outcome.fail(windows, error)
+                    continue
+                for window in windows:
+                    try:
+                        self.transform(window)
+                        if EXPORTED_KEY in self.selected or self.context.selected_asset_check_keys:
+                            self.export(window, contacts)
+                    except EXPECTED_ERRORS as error:
+                        self.context.log.error(f"{window}: {error}")
+                        self.outcome.fail([window], error)
         selected_checks = self.context.selected_asset_check_keys if self.outcome.checks.windows else set()
         for result in self.outcome.checks.results(self.threshold):
             if dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:
