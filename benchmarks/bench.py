@@ -87,7 +87,7 @@ def download(base_url: str, key: str, since: str | None, before: str, parallel: 
     return total
 
 
-def full_sync(members: int, latency_ms: float) -> dict:
+def full_sync(members: int, latency_ms: float, profile_dir: Path | None = None) -> dict:
     from importer_dagster.mailchimp import MEMBER_FIELDS
     from importer_dagster.simulators.mailchimp import DEMO_KEYS
 
@@ -124,9 +124,14 @@ def full_sync(members: int, latency_ms: float) -> dict:
         download(simulators.mailchimp_url, key, None, before, 1, None)
         naive_s = time.monotonic() - started
 
+        profiler = []
+        if profile_dir:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            profiler = [str(BIN / "py-spy"), "record", "--idle", "--rate", "50", "--format", "raw",
+                        "-o", str(profile_dir / f"importer-{members}-{latency_ms:g}ms.txt"), "--"]
         started = time.monotonic()
         result = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
+            [*profiler, str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
              "--partition-range", f"acme.{LIST_ID}|{start}-00:00...acme.{LIST_ID}|{last}"],
             env=env, capture_output=True, text=True, cwd=REPO,
         )
@@ -205,9 +210,10 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--profile", type=Path, help="record the importer with py-spy into this folder")
     args = parser.parse_args()
     if args.what == "full-sync":
-        rows = [full_sync(args.members, latency) for latency in args.latency_ms]
+        rows = [full_sync(args.members, latency, args.profile) for latency in args.latency_ms]
     else:
         rows = [partition_scale(args.lists, args.days)]
     print(f"machine: {machine()}")

@@ -28,7 +28,18 @@ from importer_dagster.checks import (
 )
 from importer_dagster.http import ApiClient, HttpError
 from importer_dagster.partitions import ListWindow, decode_partition_key, list_windows_partitions
-from importer_dagster.pipeline import RECORDS, SOURCE, export_window, fetch_windows, transform_window
+from importer_dagster.pipeline import (
+    RECORDS,
+    SOURCE,
+    Exporter,
+    ExportStats,
+    RecordsStage,
+    TransformStats,
+    WindowStream,
+    export_window,
+    sweep_windows,
+    transform_window,
+)
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
 from importer_dagster.storage import WindowNotMaterialized
 
@@ -134,18 +145,46 @@ class _ImportRun:
             grouped[window.list_key].append(window)
         return grouped
 
-    def fetch(self, windows: list[ListWindow]) -> None:
+    def _exporter(self, window: ListWindow, contacts: ApiClient, open_letters: dict[str, set[str]]) -> Exporter:
+        return Exporter(
+            contacts,
+            self.accounts.get(window.account_id).contacts_account,
+            self.storage.dead_letters(),
+            window,
+            previously_dead=open_letters.get(window.window_key, set()),
+            run_id=self.run_id,
+            batch_size=self.contacts_api.batch_size,
+            parallelism=self.contacts_api.parallelism,
+        )
+
+    def _streams_everything(self, windows: list[ListWindow]) -> bool:
+        return all(self._pending(key, window) for window in windows for key in (SOURCE_KEY, RECORDS_KEY, EXPORTED_KEY))
+
+    def fetch(self, windows: list[ListWindow], contacts: ApiClient) -> dict[str, WindowStream]:
+        """Sweeps the list once; when the run does all three steps, they stream together."""
         pending = [window for window in windows if self._pending(SOURCE_KEY, window)]
         if not pending:
-            return
+            return {}
         account = self.accounts.get(pending[0].account_id)
         if not account.allows(pending[0].list_id):
             raise ConfigError(f"list {pending[0].list_key} is not in account '{account.id}''s allow-list")
+        files = self.storage.windows()
+        everything = self._streams_everything(windows)
+        open_letters = self.storage.dead_letters().open_member_ids(pending[0].list_key) if everything else {}
+        streams = [
+            WindowStream(
+                window,
+                files,
+                records=RecordsStage(files, self.storage.dead_letters(), window, self.run_id) if everything else None,
+                exporter=self._exporter(window, contacts, open_letters) if everything else None,
+                max_invalid_share=self.threshold,
+            )
+            for window in pending
+        ]
         with self.mailchimp.client(account, self.run_id) as client:
-            stats = fetch_windows(
+            stats = sweep_windows(
                 client,
-                pending,
-                self.storage.windows(),
+                streams,
                 page_size=self.mailchimp.page_size,
                 parallelism=self.mailchimp.max_connections,
                 log=self.context.log,
@@ -155,14 +194,12 @@ class _ImportRun:
             self._materialized(
                 SOURCE_KEY,
                 window,
-                {"fetched": fetched.fetched, "pages_fetched": fetched.pages,
+                {"fetched": fetched.fetched, "pages_fetched": fetched.pages, "repair_pages": fetched.repair_pages,
                  "duration_s": dg.FloatMetadataValue(round(fetched.duration_s, 3))},
             )
+        return {stream.window.partition_key: stream for stream in streams if stream.exporter}
 
-    def transform(self, window: ListWindow) -> None:
-        if not self._pending(RECORDS_KEY, window):
-            return
-        stats = transform_window(self.storage.windows(), self.storage.dead_letters(), window, self.run_id)
+    def _transformed(self, window: ListWindow, stats: TransformStats) -> None:
         if stats.invalid:
             self.context.log.warning(f"{window}: {stats.invalid} members dead-lettered by validation")
         self._materialized(
@@ -171,7 +208,12 @@ class _ImportRun:
             {"transformed": stats.transformed, "dead_lettered": stats.invalid, "duplicates": stats.duplicates},
         )
 
-    def export(self, window: ListWindow, client: ApiClient) -> None:
+    def transform(self, window: ListWindow) -> None:
+        if self._pending(RECORDS_KEY, window):
+            self._transformed(window, transform_window(self.storage.windows(), self.storage.dead_letters(), window, self.run_id))
+
+    def _checked_counts(self, window: ListWindow, already_sent: int = 0) -> tuple[WindowCounts, dict]:
+        """The window's counts, after the checks that run before export; raises if it is blocked."""
         files = self.storage.windows()
         source = files.manifest(SOURCE, window.list_key, window.window_key)
         records = files.manifest(RECORDS, window.list_key, window.window_key)
@@ -182,26 +224,17 @@ class _ImportRun:
             checks.duplicated.append(window.partition_key)
         if counts.too_invalid(self.threshold):
             checks.too_invalid.append(window.partition_key)
+            sent = f" ({already_sent} valid records went out before the share crossed it)" if already_sent else ""
             raise WindowBlocked(
                 f"{window}: {counts.invalid_share:.0%} of members are invalid (threshold {self.threshold:.0%}); "
-                "not exported. See `importer-dagster dead-letters`."
+                f"not exported{sent}. See `importer-dagster dead-letters`."
             )
-        if not self._pending(EXPORTED_KEY, window):
-            return
-        stats = export_window(
-            client,
-            self.accounts.get(window.account_id).contacts_account,
-            files,
-            self.storage.dead_letters(),
-            window,
-            run_id=self.run_id,
-            batch_size=self.contacts_api.batch_size,
-            parallelism=self.contacts_api.parallelism,
-            log=self.context.log,
-        )
+        return counts, source
+
+    def _exported(self, window: ListWindow, counts: WindowCounts, source: dict, stats: ExportStats) -> None:
         counts = replace(counts, exported=stats.exported, rejected=stats.rejected)
         if not counts.reconciles():
-            checks.unreconciled.append(window.partition_key)
+            self.outcome.checks.unreconciled.append(window.partition_key)
         self._materialized(
             EXPORTED_KEY,
             window,
@@ -217,24 +250,55 @@ class _ImportRun:
             },
         )
 
+    def export(self, window: ListWindow, contacts: ApiClient) -> None:
+        counts, source = self._checked_counts(window)
+        if self._pending(EXPORTED_KEY, window):
+            open_letters = self.storage.dead_letters().open_member_ids(window.list_key)
+            stats = export_window(self._exporter(window, contacts, open_letters), self.storage.windows(), self.context.log)
+            self._exported(window, counts, source, stats)
+
+    def finish_stream(self, stream: WindowStream) -> None:
+        window = stream.window
+        self._transformed(window, stream.records.stats)
+        try:
+            counts, source = self._checked_counts(window, already_sent=stream.exporter.stats.exported)
+        except WindowBlocked:
+            stream.exporter.close()
+            raise
+        stats = stream.finish_export()
+        if stats is None:
+            raise stream.export_error
+        self.context.log.info(f"{window}: exported {stats.exported}, rejected {stats.rejected} in {stats.batches} batches")
+        self._exported(window, counts, source, stats)
+
+    def import_list(self, windows: list[ListWindow], contacts: ApiClient) -> None:
+        try:
+            streams = self.fetch(windows, contacts)
+        except EXPECTED_ERRORS as error:
+            self.context.log.error(f"{windows[0].list_key}: {error}")
+            self.outcome.fail(windows, error)
+            return
+        try:
+            for window in windows:
+                try:
+                    if window.partition_key in streams:
+                        self.finish_stream(streams[window.partition_key])
+                        continue
+                    self.transform(window)
+                    if EXPORTED_KEY in self.selected or self.context.selected_asset_check_keys:
+                        self.export(window, contacts)
+                except EXPECTED_ERRORS as error:
+                    self.context.log.error(f"{window}: {error}")
+                    self.outcome.fail([window], error)
+        finally:
+            for stream in streams.values():
+                stream.exporter.close()
+
     def execute(self) -> Iterator[dg.AssetCheckResult]:
         """One Contacts API session serves every window of the run: a tick covers hundreds of lists."""
         with self.contacts_api.client(self.run_id) as contacts:
             for windows in self.windows_by_list().values():
-                try:
-                    self.fetch(windows)
-                except EXPECTED_ERRORS as error:
-                    self.context.log.error(f"{windows[0].list_key}: {error}")
-                    self.outcome.fail(windows, error)
-                    continue
-                for window in windows:
-                    try:
-                        self.transform(window)
-                        if EXPORTED_KEY in self.selected or self.context.selected_asset_check_keys:
-                            self.export(window, contacts)
-                    except EXPECTED_ERRORS as error:
-                        self.context.log.error(f"{window}: {error}")
-                        self.outcome.fail([window], error)
+                self.import_list(windows, contacts)
         selected_checks = self.context.selected_asset_check_keys if self.outcome.checks.windows else set()
         for result in self.outcome.checks.results(self.threshold):
             if dg.AssetCheckKey(result.asset_key, result.check_name) in selected_checks:

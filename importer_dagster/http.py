@@ -12,7 +12,6 @@ Error messages name the API, the account and the request path; they never contai
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import random
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
@@ -178,8 +178,8 @@ class ApiClient:
             if response.status_code >= 300:
                 raise self._classify(response, method, path)
             try:
-                return response.json()
-            except ValueError:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError:
                 if attempt == self._retry.attempts:
                     raise RetryableHttpError(
                         f"{self.describe}: {method} {path} returned malformed JSON "
@@ -234,4 +234,4 @@ def _problem_detail(response: requests.Response) -> str:
 
 def dumps_body(payload: Any) -> bytes:
     """Canonical JSON bytes: the same payload always hashes, and so idempotency-keys, the same."""
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

@@ -1,39 +1,52 @@
 """The three steps of an import, free of Dagster: fetch a window, transform it, export it.
 
-The assets are thin wrappers around these functions. Each works one (list, window) at a time and
-streams Parquet parts, so memory is bounded by the page and batch size, never by the window.
+The assets are thin wrappers around these functions. Work streams in chunks of a window, so
+memory is bounded by the chunk and the batches in flight, never by the window.
+
+When a run does all three steps, they run as one stream (`sweep_windows`): each settled chunk of
+members is written, transformed and handed to the exporter while Mailchimp is still paging. A full
+sync then costs about as long as its download, because transforming and exporting happen in the
+time the scan spends waiting on Mailchimp. A run over one step alone (exporting again from stored
+records, say) reads the previous step's files instead (`transform_window`, `export_window`).
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-import json
+import itertools
 import logging
+import operator
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import orjson
+import pyarrow as pa
 
-from importer_dagster.concurrency import ordered_parallel_map
-from importer_dagster.http import ApiClient, FatalHttpError, dumps_body
+from importer_dagster.http import ApiClient, FatalHttpError, HttpError, dumps_body
 from importer_dagster.mailchimp import MemberScan, ScanStats, parse_last_changed
 from importer_dagster.partitions import ListWindow
-from importer_dagster.storage import DeadLetter, DeadLetters, WindowFiles
-from importer_dagster.transform import frame_to_records, transform_members
+from importer_dagster.storage import DeadLetter, DeadLetters, WindowFiles, WindowWriter
+from importer_dagster.transform import transform_members
 
 SOURCE = "mailchimp_contacts"
 RECORDS = "contact_records"
 CHUNK_ROWS = 10_000
 PROGRESS_EVERY_S = 10.0
 
+Member = dict[str, Any]
+Settled = tuple[datetime | None, str, Member]
+_ORDER = operator.itemgetter(0, 1)
+
 
 class _OrderedChunks:
-    """Buffers one window's members and writes them in (last_changed, id) order.
+    """Buffers one window's members and releases them in (last_changed, id) order.
 
     Mailchimp does not promise an order among members changed in the same second. Sorting each
     tie makes a window's files, and so its export batches and their idempotency keys, depend only
@@ -41,48 +54,225 @@ class _OrderedChunks:
     is ever held back; memory stays at one chunk plus one tie.
     """
 
-    def __init__(self, write: Callable[[pd.DataFrame], None]):
-        self._write = write
-        self._rows: list[tuple[datetime, str, str]] = []
-        self._undated: list[tuple[str, str]] = []
+    def __init__(self, release: Callable[[list[Settled]], None]):
+        self._release = release
+        self._rows: list[Settled] = []
+        self._undated: list[Settled] = []
         self.count = 0
 
-    def add(self, member: dict[str, Any], changed: datetime | None) -> None:
+    def add(self, member: Member, changed: datetime | None) -> None:
         self.count += 1
-        encoded = json.dumps(member, ensure_ascii=False)
-        member_id = str(member.get("id"))
+        row = (changed, str(member.get("id")), member)
         if changed is None:
-            self._undated.append((member_id, encoded))
-        else:
-            self._rows.append((changed, member_id, encoded))
+            self._undated.append(row)
+            return
+        self._rows.append(row)
         if len(self._rows) >= CHUNK_ROWS:
             newest = max(row[0] for row in self._rows)
-            settled = sorted(row for row in self._rows if row[0] < newest)
+            settled = [row for row in self._rows if row[0] < newest]
             if settled:
                 self._rows = [row for row in self._rows if row[0] == newest]
-                self._flush(settled)
-
-    def _flush(self, rows: Sequence[tuple[datetime | None, str, str]]) -> None:
-        self._write(
-            pd.DataFrame(
-                {
-                    "member_id": [row[1] for row in rows],
-                    "last_changed": [row[0].isoformat() if row[0] else None for row in rows],
-                    "member": [row[2] for row in rows],
-                }
-            )
-        )
+                self._release(sorted(settled, key=_ORDER))
 
     def close(self) -> None:
-        self._flush(sorted(self._rows))
-        self._flush([(None, member_id, encoded) for member_id, encoded in sorted(self._undated)])
+        if self._rows:
+            self._release(sorted(self._rows, key=_ORDER))
+        if self._undated:
+            self._release(sorted(self._undated, key=_ORDER))
         self._rows, self._undated = [], []
+
+
+def source_table(rows: Sequence[Settled]) -> pa.Table:
+    """The member is kept whole, as Mailchimp sent it, so a dead letter can always show it."""
+    return pa.table(
+        {
+            "member_id": pa.array([row[1] for row in rows], pa.string()),
+            "last_changed": pa.array([row[0].isoformat() if row[0] else None for row in rows], pa.string()),
+            "member": pa.array([orjson.dumps(row[2]) for row in rows], pa.string()),
+        }
+    )
+
+
+@dataclass
+class TransformStats:
+    transformed: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+
+
+class RecordsStage:
+    """Transforms a window chunk by chunk, writes the records, and keeps what the checks count."""
+
+    def __init__(self, files: WindowFiles, dead_letters: DeadLetters, window: ListWindow, run_id: str):
+        self.window = window
+        self.run_id = run_id
+        self.dead_letters = dead_letters
+        self.writer = files.writer(RECORDS, window.list_key, window.window_key)
+        self.stats = TransformStats()
+        self._hashes: list[np.ndarray] = []
+
+    def add(self, members: list[Member]) -> list[dict[str, Any]]:
+        result = transform_members(members)
+        self.writer.write(result.table())
+        self._hashes.append(np.fromiter((hash(r["external_id"]) for r in result.records), np.int64, len(result.records)))
+        self.dead_letters.record(
+            account=self.window.account_id,
+            list_key=self.window.list_key,
+            window=self.window.window_key,
+            stage="transform",
+            run_id=self.run_id,
+            letters=result.dead_letters,
+        )
+        self.stats.transformed += len(result.records)
+        self.stats.invalid += len(result.dead_letters)
+        return result.records
+
+    def commit(self) -> TransformStats:
+        self.stats.duplicates = _count_duplicates(self._hashes)
+        self.writer.commit(
+            {"transformed": self.stats.transformed, "invalid": self.stats.invalid, "duplicates": self.stats.duplicates}
+        )
+        return self.stats
+
+
+def _count_duplicates(hashes: list[np.ndarray]) -> int:
+    """8 bytes per record instead of a set of a million strings."""
+    if not hashes:
+        return 0
+    ordered = np.sort(np.concatenate(hashes))
+    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
+
+
+def idempotency_key(window: ListWindow, body: bytes) -> str:
+    """Same list, window and batch content → same key, so a replayed POST imports nothing twice."""
+    digest = hashlib.sha256(f"{window.partition_key}\n".encode() + body)
+    return digest.hexdigest()
+
+
+@dataclass
+class ExportStats:
+    batches: int = 0
+    exported: int = 0
+    rejected: int = 0
+    rejections: list[DeadLetter] = field(default_factory=list)
+
+
+class Exporter:
+    """Posts one window's records in batches as they arrive, several batches in flight.
+
+    Batches are cut from the record sequence alone, whatever the chunks it arrived in, so the
+    same window always makes the same batches and the same idempotency keys: a window exported
+    again, streamed or from its files, is answered from the API's memory instead of imported twice.
+    Answers are settled in order, and at most two batches per connection wait in memory.
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        contacts_account: str,
+        dead_letters: DeadLetters,
+        window: ListWindow,
+        *,
+        previously_dead: set[str],
+        run_id: str,
+        batch_size: int,
+        parallelism: int,
+    ):
+        self.client = client
+        self.path = f"/v1/accounts/{contacts_account}/contacts/import"
+        self.dead_letters = dead_letters
+        self.window = window
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.parallelism = max(1, parallelism)
+        self.previously_dead = previously_dead
+        """Members of this window still dead-lettered: each one that gets through now is resolved."""
+        self.stats = ExportStats()
+        self.consumed = 0
+        """Records taken so far; an export resumed from the files starts after them."""
+        self._pending: list[dict[str, Any]] = []
+        self._in_flight: deque[Future] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def add(self, records: Sequence[dict[str, Any]]) -> None:
+        self._pending.extend(records)
+        self.consumed += len(records)
+        while len(self._pending) >= self.batch_size:
+            self._submit(self._pending[: self.batch_size])
+            del self._pending[: self.batch_size]
+
+    def finish(self) -> ExportStats:
+        if self._pending:
+            self._submit(self._pending)
+            self._pending = []
+        try:
+            while self._in_flight:
+                self._settle(self._in_flight.popleft())
+        finally:
+            self.close()
+        self.dead_letters.record(
+            account=self.window.account_id,
+            list_key=self.window.list_key,
+            window=self.window.window_key,
+            stage="export",
+            run_id=self.run_id,
+            letters=self.stats.rejections,
+        )
+        return self.stats
+
+    def close(self) -> None:
+        """Waits for what is already sent, so no answer arrives after the step has moved on."""
+        for future in self._in_flight:
+            future.cancel()
+        if self._pool:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _submit(self, batch: list[dict[str, Any]]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallelism, thread_name_prefix="contacts-import")
+        self._in_flight.append(self._pool.submit(self._post, batch))
+        while len(self._in_flight) > 2 * self.parallelism:
+            self._settle(self._in_flight.popleft())
+
+    def _post(self, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        body = dumps_body({"records": batch})
+        answer = self.client.request_json(
+            "POST", self.path, body=body, headers={"Idempotency-Key": idempotency_key(self.window, body)}
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
+            raise FatalHttpError(f"Contacts API: POST {self.path} answered an unexpected body")
+        return batch, answer
+
+    def _settle(self, future: Future) -> None:
+        batch, answer = future.result()
+        rejected = answer.get("rejected") or []
+        rejected_ids = set()
+        for rejection in rejected:
+            record = batch[int(rejection["index"])]
+            member_id = record["external_id"].split(":", 1)[-1]
+            rejected_ids.add(member_id)
+            self.stats.rejections.append(
+                DeadLetter(
+                    member_id=member_id,
+                    external_id=record["external_id"],
+                    reason=f"rejected by the Contacts API: {rejection.get('reason', 'no reason given')}",
+                    payload=orjson.dumps(record).decode(),
+                )
+            )
+        self.stats.batches += 1
+        self.stats.exported += answer["accepted"]
+        self.stats.rejected += len(rejected)
+        if self.previously_dead:
+            exported_ids = {record["external_id"].split(":", 1)[-1] for record in batch} - rejected_ids
+            self.dead_letters.resolve(self.window.list_key, self.window.window_key, exported_ids & self.previously_dead, self.run_id)
 
 
 @dataclass
 class FetchStats:
     fetched: int
     pages: int
+    repair_pages: int
     duration_s: float
 
 
@@ -107,26 +297,104 @@ def _progress_logger(log: logging.Logger, label: str) -> Callable[[ScanStats], N
     return report
 
 
-def fetch_windows(
+class WindowStream:
+    """What happens to one window's members as the sweep releases them, chunk by chunk.
+
+    Always: the chunk is written as the source. With a records stage: it is transformed too. With
+    an exporter: the valid records are sent at once, but only while the share of invalid members
+    seen so far stays within `max_invalid_share`. The first chunk holds ten thousand members or the
+    whole window, so a window that is broken throughout sends nothing; a window whose share crosses
+    the limit later stops sending at that chunk. Whether the window as a whole is blocked is the
+    caller's decision, on the final counts; if it is not, `resume_export` sends the rest from the
+    files.
+    """
+
+    def __init__(
+        self,
+        window: ListWindow,
+        files: WindowFiles,
+        *,
+        records: RecordsStage | None = None,
+        exporter: Exporter | None = None,
+        max_invalid_share: float = 1.0,
+    ):
+        self.window = window
+        self.files = files
+        self.source: WindowWriter = files.writer(SOURCE, window.list_key, window.window_key)
+        self.records = records
+        self.exporter = exporter
+        self.max_invalid_share = max_invalid_share
+        self.export_halted = False
+        self.export_error: HttpError | None = None
+        self.buffer = _OrderedChunks(self._release)
+
+    def _release(self, rows: list[Settled]) -> None:
+        self.source.write(source_table(rows))
+        if self.records is None:
+            return
+        valid = self.records.add([row[2] for row in rows])
+        if self.exporter is None or self.export_halted or self.export_error:
+            return
+        if self.records.stats.invalid > self.max_invalid_share * self.source.rows:
+            self.export_halted = True
+            return
+        try:
+            self.exporter.add(valid)
+        except HttpError as error:
+            self.export_error = error
+            self.exporter.close()
+
+    def finish_export(self) -> ExportStats | None:
+        """Settles what was streamed; None if sending failed (see `export_error`)."""
+        if self.exporter is None or self.export_error:
+            return None
+        try:
+            if self.export_halted:
+                self._resume_from_files()
+            return self.exporter.finish()
+        except HttpError as error:
+            self.export_error = error
+            self.exporter.close()
+            return None
+
+    def _resume_from_files(self) -> None:
+        rows = itertools.chain.from_iterable(self.files.rows(RECORDS, self.window.list_key, self.window.window_key))
+        for chunk in _chunks(itertools.islice(rows, self.exporter.consumed, None), self.exporter.batch_size):
+            self.exporter.add(chunk)
+
+    def abort(self) -> None:
+        self.source.abort()
+        if self.records:
+            self.records.writer.abort()
+        if self.exporter:
+            self.exporter.close()
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def sweep_windows(
     client: ApiClient,
-    windows: Sequence[ListWindow],
-    files: WindowFiles,
+    streams: Sequence[WindowStream],
     *,
     page_size: int,
     parallelism: int,
     log: logging.Logger,
 ) -> dict[str, FetchStats]:
-    """One Mailchimp sweep over consecutive windows of one list, split into a file per window.
+    """One Mailchimp sweep over consecutive windows of one list, each window to its own stream.
 
     Spanning several windows in one sweep is what makes a list's history (a full sync followed by
-    hundreds of mostly empty hours) cost one scan instead of hundreds.
+    hundreds of mostly empty hours) cost one scan instead of hundreds. The streams' files are
+    committed only when the whole sweep succeeded; exports are settled by the caller.
     """
-    windows = sorted(windows, key=lambda window: window.end)
+    streams = sorted(streams, key=lambda stream: stream.window.end)
+    windows = [stream.window for stream in streams]
     first, last = windows[0], windows[-1]
     started = time.monotonic()
     ends = [window.end for window in windows]
-    writers = [files.writer(SOURCE, window.list_key, window.window_key) for window in windows]
-    buffers = [_OrderedChunks(writer.write) for writer in writers]
     label = f"{first.list_key} windows {first.window_key}..{last.window_key}" if len(windows) > 1 else str(first)
     scan = MemberScan(
         client,
@@ -142,156 +410,54 @@ def fetch_windows(
             for member in members:
                 changed = parse_last_changed(member.get("last_changed"))
                 if changed is None:
-                    buffers[0].add(member, None)
+                    streams[0].buffer.add(member, None)
                     continue
                 index = bisect.bisect_right(ends, changed)
                 if index < len(windows) and windows[index].contains(changed):
-                    buffers[index].add(member, changed)
+                    streams[index].buffer.add(member, changed)
+        for stream in streams:
+            stream.buffer.close()
         duration = time.monotonic() - started
         stats = {}
-        for window, writer, buffer in zip(windows, writers, buffers):
-            buffer.close()
-            stats[window.window_key] = FetchStats(buffer.count, scan.stats.pages, duration)
-            writer.commit(
-                {
-                    "fetched": buffer.count,
-                    "pages": scan.stats.pages,
-                    "repair_pages": scan.stats.repair_pages,
-                    "duration_s": duration,
-                }
-            )
+        for stream in streams:
+            fetched = stream.buffer.count
+            stats[stream.window.window_key] = FetchStats(fetched, scan.stats.pages, scan.stats.repair_pages, duration)
+            manifest = {"fetched": fetched, "pages": scan.stats.pages, "repair_pages": scan.stats.repair_pages,
+                        "duration_s": duration}
+            stream.source.commit(manifest)
+            if stream.records:
+                stream.records.commit()
     except BaseException:
-        for writer in writers:
-            writer.abort()
+        for stream in streams:
+            stream.abort()
         raise
     log.info(f"{label}: fetched {scan.stats.rows} members in {scan.stats.pages} pages ({duration:.1f} s)")
     return stats
 
 
-@dataclass
-class TransformStats:
-    transformed: int
-    invalid: int
-    duplicates: int
-
-
-def _count_duplicates(hashes: list[np.ndarray]) -> int:
-    """8 bytes per record instead of a set of a million strings."""
-    if not hashes:
-        return 0
-    ordered = np.sort(np.concatenate(hashes))
-    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
-
-
 def transform_window(
     files: WindowFiles, dead_letters: DeadLetters, window: ListWindow, run_id: str
 ) -> TransformStats:
-    writer = files.writer(RECORDS, window.list_key, window.window_key)
-    transformed = invalid = 0
-    hashes = []
+    """Transform a window fetched by an earlier run, from its files."""
+    stage = RecordsStage(files, dead_letters, window, run_id)
     try:
-        for frame in files.frames(SOURCE, window.list_key, window.window_key):
-            result = transform_members(json.loads(encoded) for encoded in frame["member"])
-            writer.write(result.records)
-            hashes.append(pd.util.hash_pandas_object(result.records["external_id"], index=False).to_numpy())
-            dead_letters.record(
-                account=window.account_id,
-                list_key=window.list_key,
-                window=window.window_key,
-                stage="transform",
-                run_id=run_id,
-                letters=result.dead_letters,
-            )
-            transformed += len(result.records)
-            invalid += len(result.dead_letters)
-        duplicates = _count_duplicates(hashes)
-        writer.commit({"transformed": transformed, "invalid": invalid, "duplicates": duplicates})
+        for part in files.column(SOURCE, window.list_key, window.window_key, "member"):
+            stage.add([orjson.loads(encoded) for encoded in part])
+        return stage.commit()
     except BaseException:
-        writer.abort()
+        stage.writer.abort()
         raise
-    return TransformStats(transformed, invalid, duplicates)
 
 
-def idempotency_key(window: ListWindow, body: bytes) -> str:
-    """Same list, window and batch content → same key, so a replayed POST imports nothing twice."""
-    digest = hashlib.sha256(f"{window.partition_key}\n".encode() + body)
-    return digest.hexdigest()
-
-
-def _batches(chunks: Iterator[list[dict[str, Any]]], size: int) -> Iterator[list[dict[str, Any]]]:
-    pending: list[dict[str, Any]] = []
-    for chunk in chunks:
-        pending.extend(chunk)
-        while len(pending) >= size:
-            yield pending[:size]
-            pending = pending[size:]
-    if pending:
-        yield pending
-
-
-@dataclass
-class ExportStats:
-    batches: int = 0
-    exported: int = 0
-    rejected: int = 0
-    rejections: list[DeadLetter] = field(default_factory=list)
-
-
-def export_window(
-    client: ApiClient,
-    contacts_account: str,
-    files: WindowFiles,
-    dead_letters: DeadLetters,
-    window: ListWindow,
-    *,
-    run_id: str,
-    batch_size: int,
-    parallelism: int,
-    log: logging.Logger,
-) -> ExportStats:
-    path = f"/v1/accounts/{contacts_account}/contacts/import"
-    previously_dead = dead_letters.open_member_ids(window.list_key, window.window_key)
-    stats = ExportStats()
-
-    def post(batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        body = dumps_body({"records": batch})
-        answer = client.request_json(
-            "POST", path, body=body, headers={"Idempotency-Key": idempotency_key(window, body)}
-        )
-        if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
-            raise FatalHttpError(f"Contacts API: POST {path} answered an unexpected body")
-        return batch, answer
-
-    chunks = files.rows(RECORDS, window.list_key, window.window_key)
-    for batch, answer in ordered_parallel_map(post, _batches(chunks, batch_size), parallelism, "contacts-import"):
-        rejected = answer.get("rejected") or []
-        rejected_ids = set()
-        for rejection in rejected:
-            record = batch[int(rejection["index"])]
-            member_id = record["external_id"].split(":", 1)[-1]
-            rejected_ids.add(member_id)
-            stats.rejections.append(
-                DeadLetter(
-                    member_id=member_id,
-                    external_id=record["external_id"],
-                    reason=f"rejected by the Contacts API: {rejection.get('reason', 'no reason given')}",
-                    payload=json.dumps(record, ensure_ascii=False),
-                )
-            )
-        stats.batches += 1
-        stats.exported += answer["accepted"]
-        stats.rejected += len(rejected)
-        if previously_dead:
-            exported_ids = {record["external_id"].split(":", 1)[-1] for record in batch} - rejected_ids
-            dead_letters.resolve(window.list_key, window.window_key, exported_ids & previously_dead, run_id)
-    dead_letters.record(
-        account=window.account_id,
-        list_key=window.list_key,
-        window=window.window_key,
-        stage="export",
-        run_id=run_id,
-        letters=stats.rejections,
-    )
+def export_window(exporter: Exporter, files: WindowFiles, log: logging.Logger) -> ExportStats:
+    """Export a window transformed by an earlier run, from its files."""
+    window = exporter.window
+    try:
+        for rows in files.rows(RECORDS, window.list_key, window.window_key):
+            exporter.add(rows)
+        stats = exporter.finish()
+    finally:
+        exporter.close()
     log.info(f"{window}: exported {stats.exported}, rejected {stats.rejected} in {stats.batches} batches")
     return stats
 
@@ -327,11 +493,11 @@ def replay_dead_letters(
     records, still_invalid = [], []
     for row in rows:
         if row.stage == "transform":
-            result = transform_members([json.loads(row.payload)])
-            records += frame_to_records(result.records)
+            result = transform_members([orjson.loads(row.payload)])
+            records += result.records
             still_invalid += result.dead_letters
         else:
-            records.append(json.loads(row.payload))
+            records.append(orjson.loads(row.payload))
     path = f"/v1/accounts/{contacts_account}/contacts/import"
     rejections: list[DeadLetter] = []
     posted: list[str] = []
@@ -347,7 +513,7 @@ def replay_dead_letters(
             if index in rejected:
                 rejections.append(
                     DeadLetter(member_id, f"rejected by the Contacts API: {rejected[index]}",
-                               json.dumps(record, ensure_ascii=False), record["external_id"])
+                               orjson.dumps(record).decode(), record["external_id"])
                 )
         stats.exported += len(batch) - len(rejected)
     dead_letters.resolve(list_key, window_key, posted, run_id)
