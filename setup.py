@@ -14,8 +14,10 @@ setup(
         # dagster-postgres 0.29.27 breaks on SQLAlchemy 2.1 (it switches to psycopg 3).
         "sqlalchemy<2.1",
         "requests",
-        "pandas",
-        # Parquet engine for the chunked window files; pandas has none of its own.
+        # Faster JSON for Mailchimp pages and batch bodies, with sorted keys for idempotency keys.
+        "orjson",
+        "numpy",
+        # The chunked window files are Parquet, written and read column-wise.
         "pyarrow",
         "pydantic>=2",
         "pyyaml",

@@ -64,7 +64,7 @@ import_specs = [
         RECORDS_KEY,
         deps=[SOURCE_KEY],
         description="Contacts API records mapped and validated from the window; invalid members become dead letters.",
-        kinds={"pandas", "pydantic"},
+        kinds={"parquet", "pydantic"},
         group_name=GROUP,
         skippable=True,
     ),
