@@ -1,6 +1,7 @@
 """Benchmarks: figures printed as a table and written as JSON. Never asserted by tests.
 
     python benchmarks/bench.py full-sync [--members 1000000] [--latency-ms 0 250]
+    python benchmarks/bench.py hourly-tick [--accounts 10] [--lists-per-account 100]
     python benchmarks/bench.py partition-scale [--lists 1000] [--days 30]
 
 Everything runs on 127.0.0.1. The simulators run in their own processes, and the import runs in
@@ -11,8 +12,8 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import requests
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' PostgreSQL helper is not part of the installed package
 ACME_KEY_ENV = "MAILCHIMP_KEY_ACME"
 LIST_ID = "1a2d7ebf82"
 
@@ -127,18 +129,20 @@ def full_sync(members: int, latency_ms: float, profile_dir: Path | None = None) 
         profiler = []
         if profile_dir:
             profile_dir.mkdir(parents=True, exist_ok=True)
-            profiler = [str(BIN / "py-spy"), "record", "--idle", "--rate", "50", "--format", "raw",
+            profiler = [str(BIN / "py-spy"), "record", "--gil", "--rate", "50", "--format", "raw",
                         "-o", str(profile_dir / f"importer-{members}-{latency_ms:g}ms.txt"), "--"]
         started = time.monotonic()
-        result = subprocess.run(
-            [*profiler, str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
-             "--partition-range", f"acme.{LIST_ID}|{start}-00:00...acme.{LIST_ID}|{last}"],
-            env=env, capture_output=True, text=True, cwd=REPO,
-        )
+        with open(workdir / "importer.log", "w") as log:
+            importer = subprocess.Popen(
+                [*profiler, str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions",
+                 "--select", "*", "--partition-range", f"acme.{LIST_ID}|{start}-00:00...acme.{LIST_ID}|{last}"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+            _, status, usage = os.wait4(importer.pid, 0)
         importer_s = time.monotonic() - started
-        if result.returncode:
-            raise RuntimeError(result.stderr[-3000:])
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if status:
+            raise RuntimeError((workdir / "importer.log").read_text()[-3000:])
+        peak_rss_mb = usage.ru_maxrss / 1024
         return {
             "latency_ms": latency_ms,
             "contacts": total,
@@ -148,10 +152,147 @@ def full_sync(members: int, latency_ms: float, profile_dir: Path | None = None) 
             "naive_contacts_per_s": round(total / naive_s),
             "ratio_to_ceiling": round(ceiling_s / importer_s, 3),
             "ratio_to_naive": round(naive_s / importer_s, 3),
+            "importer_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "importer_peak_rss_mb": round(peak_rss_mb),
         }
     finally:
         simulators.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def machine_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine: the runs, the daemon and both simulators together."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def hourly_tick(accounts: int, lists_per_account: int) -> dict:
+    """One hourly tick over accounts × lists on a PostgreSQL instance, through the daemon's queue.
+
+    The earlier windows are recorded as imported, so the tick has exactly the latest window of each
+    list to do (about 50 changed contacts). The schedule is evaluated as the scheduler daemon
+    evaluates it, and its run requests are submitted to the QueuedRunCoordinator the way
+    `dagster job launch` submits; the running `dagster-daemon` dequeues them under the repository's
+    dagster.yaml (8 runs at most, one per account) and launches each in its own process.
+    """
+    from importer_dagster.simulators.contacts import DEMO_API_KEY
+    from importer_dagster.simulators.mailchimp import fleet_key
+    from importer_dagster_tests.postgres import fresh_dagster_home
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    with fresh_dagster_home(workdir, prefix="importer_bench") as (home, pg_env):
+        return _hourly_tick(workdir, pg_env, accounts, lists_per_account, DEMO_API_KEY, fleet_key)
+
+
+def _hourly_tick(workdir: Path, pg_env: dict, accounts: int, lists_per_account: int, contacts_key: str, fleet_key) -> dict:
+    now = datetime.now(timezone.utc)
+    start = now.date() if now.hour >= 2 else now.date() - timedelta(days=1)
+    accounts_file = workdir / "accounts.yaml"
+    accounts_file.write_text("accounts:\n" + "".join(
+        f"  - id: fleet{i}\n    mailchimp_api_key_env: MAILCHIMP_KEY_FLEET{i}\n    contacts_account: fleet{i}\n"
+        for i in range(accounts)
+    ))
+    env = {
+        **os.environ,
+        **pg_env,
+        "IMPORTER_STATE_DIR": str(workdir / "state"),
+        "IMPORTER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{pg_env['DAGSTER_PG_DB']}",
+        "IMPORTER_START_DATE": start.isoformat(),
+        "IMPORTER_ACCOUNTS_FILE": str(accounts_file),
+        "MAILCHIMP_BASE_URL": "http://127.0.0.1:18765/3.0",
+        "CONTACTS_API_URL": "http://127.0.0.1:18766",
+        "CONTACTS_API_KEY": contacts_key,
+        **{f"MAILCHIMP_KEY_FLEET{i}": fleet_key(i) for i in range(accounts)},
+    }
+    os.environ.update(env)
+    common = {"stdout": subprocess.PIPE, "text": True, "cwd": workdir, "env": env}
+    mailchimp = subprocess.Popen(
+        [str(BIN / "importer-dagster"), "simulate-mailchimp", "--port", "18765", "--world", "fleet",
+         "--accounts", str(accounts), "--lists-per-account", str(lists_per_account)], **common)
+    contacts = subprocess.Popen(
+        [str(BIN / "importer-dagster"), "simulate-contacts", "--port", "18766", "--db", str(workdir / "c.sqlite3"),
+         "--api-key", contacts_key], **common)
+    wait_for_line(mailchimp, "Mailchimp simulator on")
+    wait_for_line(contacts, "Contacts API simulator on")
+    daemon = None
+    try:
+        import dagster as dg
+        from dagster._cli.job import _create_run
+        from dagster._cli.utils import get_instance_for_cli
+        from dagster._cli.workspace.cli_target import (
+            WorkspaceOpts,
+            get_code_location_from_workspace,
+            get_remote_job_from_remote_repo,
+            get_remote_repository_from_code_location,
+            get_workspace_from_cli_opts,
+        )
+        from dagster._core.storage.dagster_run import FINISHED_STATUSES, RunsFilter
+        from dagster.version import __version__
+
+        from importer_dagster.partition_status import EXPORTED_KEY
+        from importer_dagster.partitions import (
+            LISTS_PARTITIONS_NAME,
+            latest_closed_window,
+            list_windows_partitions,
+        )
+        from importer_dagster.resources import ImporterStorage
+        from importer_dagster.schedules import catch_up_windows, hourly_import_schedule
+
+        list_keys = [f"fleet{a}.{a * lists_per_account + i:010x}" for a in range(accounts) for i in range(lists_per_account)]
+        latest = latest_closed_window(now)
+        with get_instance_for_cli() as instance:
+            instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, list_keys)
+            for list_key in list_keys:
+                for window in catch_up_windows(latest):
+                    instance.report_runless_asset_event(dg.AssetMaterialization(EXPORTED_KEY, partition=f"{list_key}|{window}"))
+            daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "importer_dagster.definitions"],
+                                      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            workspace_opts = WorkspaceOpts(module_name=("importer_dagster.definitions",))
+            with get_workspace_from_cli_opts(instance, version=__version__, workspace_opts=workspace_opts) as workspace:
+                location = get_code_location_from_workspace(workspace, None)
+                repository = get_remote_repository_from_code_location(location, None)
+                job = get_remote_job_from_remote_repo(repository, "import_contacts_job")
+                cpu_before, started = machine_cpu_s(), time.monotonic()
+                context = dg.build_schedule_context(instance=instance, scheduled_execution_time=now,
+                                                    resources={"storage": ImporterStorage()})
+                run_requests = hourly_import_schedule(context)
+                tick_s = time.monotonic() - started
+                run_ids = []
+                for request in run_requests:
+                    run = _create_run(instance=instance, code_location=location, remote_repo=repository,
+                                      remote_job=job, run_config={}, tags=request.tags, op_selection=None, run_id=None)
+                    instance.submit_run(run.run_id, workspace)
+                    run_ids.append(run.run_id)
+            while True:
+                runs = instance.get_runs(RunsFilter(run_ids=run_ids))
+                if all(run.status in FINISHED_STATUSES for run in runs):
+                    break
+                time.sleep(0.5)
+            wall_s = time.monotonic() - started
+            cpu_s = machine_cpu_s() - cpu_before
+            latest_keys = [f"{list_key}|{latest}" for list_key in list_keys]
+            statuses = instance.get_status_by_partition(EXPORTED_KEY, latest_keys, list_windows_partitions) or {}
+            imported = sum(1 for key in latest_keys if statuses.get(key) == dg.AssetPartitionStatus.MATERIALIZED)
+        with sqlite3.connect(workdir / "c.sqlite3") as audit:
+            contacts_imported = audit.execute("SELECT count(*) FROM imports").fetchone()[0]
+        return {
+            "lists": len(list_keys),
+            "accounts": accounts,
+            "schedule_tick_s": round(tick_s, 2),
+            "runs_launched": len(run_ids),
+            "runs_succeeded": sum(1 for run in runs if run.status == dg.DagsterRunStatus.SUCCESS),
+            "windows_imported": imported,
+            "contacts_imported": contacts_imported,
+            "wall_s": round(wall_s, 1),
+            "machine_cpu_s": round(cpu_s, 1),
+            "cpu_s_per_list": round(cpu_s / len(list_keys), 3),
+        }
+    finally:
+        for process in (daemon, mailchimp, contacts):
+            if process:
+                process.terminate()
+                process.wait(timeout=60)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -204,16 +345,20 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["full-sync", "partition-scale"])
+    parser.add_argument("what", choices=["full-sync", "hourly-tick", "partition-scale"])
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--lists-per-account", type=int, default=100)
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0, 250])
     parser.add_argument("--lists", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results.json"))
-    parser.add_argument("--profile", type=Path, help="record the importer with py-spy into this folder")
+    parser.add_argument("--profile", type=Path, help="record, with py-spy, where the importer holds the GIL, into this folder")
     args = parser.parse_args()
     if args.what == "full-sync":
         rows = [full_sync(args.members, latency, args.profile) for latency in args.latency_ms]
+    elif args.what == "hourly-tick":
+        rows = [hourly_tick(args.accounts, args.lists_per_account)]
     else:
         rows = [partition_scale(args.lists, args.days)]
     print(f"machine: {machine()}")

@@ -261,7 +261,7 @@ class _ImportRun:
         window = stream.window
         self._transformed(window, stream.records.stats)
         try:
-            counts, source = self._checked_counts(window, already_sent=stream.exporter.stats.exported)
+            counts, source = self._checked_counts(window, already_sent=stream.exporter.sent)
         except WindowBlocked:
             stream.exporter.close()
             raise

@@ -194,6 +194,10 @@ class Exporter:
         self._in_flight: deque[Future] = deque()
         self._pool: ThreadPoolExecutor | None = None
 
+    @property
+    def sent(self) -> int:
+        return self.consumed - len(self._pending)
+
     def add(self, records: Sequence[dict[str, Any]]) -> None:
         self._pending.extend(records)
         self.consumed += len(records)
@@ -326,6 +330,7 @@ class WindowStream:
         self.max_invalid_share = max_invalid_share
         self.export_halted = False
         self.export_error: HttpError | None = None
+        self.export_stats: ExportStats | None = None
         self.buffer = _OrderedChunks(self._release)
 
     def _release(self, rows: list[Settled]) -> None:
@@ -333,29 +338,42 @@ class WindowStream:
         if self.records is None:
             return
         valid = self.records.add([row[2] for row in rows])
-        if self.exporter is None or self.export_halted or self.export_error:
+        if not self._exporting():
             return
         if self.records.stats.invalid > self.max_invalid_share * self.source.rows:
             self.export_halted = True
             return
+        self._guarded(self.exporter.add, valid)
+
+    def _exporting(self) -> bool:
+        return self.exporter is not None and not (self.export_halted or self.export_error or self.export_stats)
+
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> Any:
+        """A failed export fails this window only; the sweep goes on for the others."""
         try:
-            self.exporter.add(valid)
+            return step(*args)
         except HttpError as error:
             self.export_error = error
             self.exporter.close()
+            return None
+
+    def complete(self) -> None:
+        """The sweep has passed this window: release what is held and settle what was sent.
+
+        Members without a usable `last_changed` can still arrive later (they belong to the first
+        window); they always fail validation, so they only ever add dead letters.
+        """
+        self.buffer.close()
+        if self._exporting():
+            self.export_stats = self._guarded(self.exporter.finish)
 
     def finish_export(self) -> ExportStats | None:
-        """Settles what was streamed; None if sending failed (see `export_error`)."""
-        if self.exporter is None or self.export_error:
-            return None
-        try:
-            if self.export_halted:
-                self._resume_from_files()
-            return self.exporter.finish()
-        except HttpError as error:
-            self.export_error = error
-            self.exporter.close()
-            return None
+        """After the files are committed: the export's outcome, or None if it failed (`export_error`)."""
+        if self.export_halted and not self.export_error:
+            self._guarded(self._resume_from_files)
+            if not self.export_error:
+                self.export_stats = self._guarded(self.exporter.finish)
+        return None if self.export_error else self.export_stats
 
     def _resume_from_files(self) -> None:
         rows = itertools.chain.from_iterable(self.files.rows(RECORDS, self.window.list_key, self.window.window_key))
@@ -387,8 +405,10 @@ def sweep_windows(
     """One Mailchimp sweep over consecutive windows of one list, each window to its own stream.
 
     Spanning several windows in one sweep is what makes a list's history (a full sync followed by
-    hundreds of mostly empty hours) cost one scan instead of hundreds. The streams' files are
-    committed only when the whole sweep succeeded; exports are settled by the caller.
+    hundreds of mostly empty hours) cost one scan instead of hundreds. Members come in ascending
+    `last_changed`, so a window is complete, and is settled, as soon as the scan passes its end:
+    only the window being read holds members in memory. The files are committed only when the
+    whole sweep succeeded.
     """
     streams = sorted(streams, key=lambda stream: stream.window.end)
     windows = [stream.window for stream in streams]
@@ -405,6 +425,7 @@ def sweep_windows(
         parallelism=parallelism,
         on_page=_progress_logger(log, label),
     )
+    current = 0
     try:
         for members in scan.batches():
             for member in members:
@@ -413,10 +434,13 @@ def sweep_windows(
                     streams[0].buffer.add(member, None)
                     continue
                 index = bisect.bisect_right(ends, changed)
+                while current < min(index, len(streams)):
+                    streams[current].complete()
+                    current += 1
                 if index < len(windows) and windows[index].contains(changed):
                     streams[index].buffer.add(member, changed)
         for stream in streams:
-            stream.buffer.close()
+            stream.complete()
         duration = time.monotonic() - started
         stats = {}
         for stream in streams:

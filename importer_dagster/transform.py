@@ -1,19 +1,22 @@
 """Mailchimp member → Contacts API record: pure functions, no Dagster, no I/O.
 
-Validation is pydantic's, run once per page over the whole list (fast, in Rust); only a page
-that contains a bad member falls back to member-by-member validation, so that one bad contact
-becomes a dead letter with its reason instead of failing the window.
+Validation is pydantic's, run once over a whole chunk of members (fast, in Rust). Its errors
+carry each failing member's index, so one bad contact becomes a dead letter with its reason
+instead of failing the window, and the rest of the chunk is never validated twice.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from importer_dagster.mailchimp import parse_last_changed
 from importer_dagster.storage import DeadLetter
@@ -37,6 +40,12 @@ RECORD_SCHEMA = pa.schema(
 )
 
 
+def _a_real_instant(value: str) -> str:
+    """The pattern alone would pass 2026-13-45T99:00:00Z."""
+    datetime.fromisoformat(value)
+    return value
+
+
 class ContactRecord(BaseModel):
     """A record as the Contacts API's import endpoint requires it (see docs/contacts-api.md)."""
 
@@ -48,7 +57,9 @@ class ContactRecord(BaseModel):
     last_name: str | None
     status: Status
     list_id: str
-    changed_at: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+    changed_at: Annotated[
+        str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"), AfterValidator(_a_real_instant)
+    ]
     tags: list[str]
     language: str | None
     vip: bool
@@ -107,10 +118,10 @@ def member_to_record(member: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _reason(error: ValidationError) -> str:
+def _reason(issues: list[ErrorDetails]) -> str:
     problems = []
-    for issue in error.errors(include_url=False):
-        field = ".".join(str(part) for part in issue["loc"])
+    for issue in issues:
+        field = ".".join(str(part) for part in issue["loc"][1:])
         value = issue.get("input")
         shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) or value is None else ""
         problems.append(f"{field}: {issue['msg']}{shown}"[:300])
@@ -118,25 +129,25 @@ def _reason(error: ValidationError) -> str:
 
 
 def transform_members(members: Iterable[dict[str, Any]]) -> Transformed:
+    """One validation pass over the whole chunk; its errors say which members failed and why."""
     members = list(members)
     candidates = [member_to_record(member) for member in members]
+    issues_by_index: dict[int, list[ErrorDetails]] = defaultdict(list)
     try:
         _records.validate_python(candidates)
-        valid = candidates
-        dead_letters: list[DeadLetter] = []
-    except ValidationError:
-        valid, dead_letters = [], []
-        for member, candidate in zip(members, candidates):
-            try:
-                ContactRecord.model_validate(candidate)
-                valid.append(candidate)
-            except ValidationError as error:
-                dead_letters.append(
-                    DeadLetter(
-                        member_id=str(member.get("id")),
-                        external_id=candidate["external_id"],
-                        reason=_reason(error),
-                        payload=orjson.dumps(member, default=str).decode(),
-                    )
-                )
+    except ValidationError as error:
+        for issue in error.errors(include_url=False):
+            issues_by_index[int(issue["loc"][0])].append(issue)
+    if not issues_by_index:
+        return Transformed(candidates, [])
+    valid = [candidate for index, candidate in enumerate(candidates) if index not in issues_by_index]
+    dead_letters = [
+        DeadLetter(
+            member_id=str(members[index].get("id")),
+            external_id=candidates[index]["external_id"],
+            reason=_reason(issues),
+            payload=orjson.dumps(members[index], default=str).decode(),
+        )
+        for index, issues in sorted(issues_by_index.items())
+    ]
     return Transformed(valid, dead_letters)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.defs_state.base import set_defs_state_storage
-import psycopg2
 import pytest
 
 from importer_dagster.assets import import_assets
@@ -20,7 +17,8 @@ from importer_dagster.simulators.contacts import ContactsSimulator
 from importer_dagster.simulators.mailchimp import MailchimpSimulator, MailchimpWorld, SimAccount, SimList
 from importer_dagster.simulators.server import Request, Response, SimulatorServer
 
-REPO = Path(__file__).resolve().parents[1]
+from .postgres import fresh_dagster_home
+
 ACME_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-us6"
 GLOBEX_KEY = "f9e8d7c6b5a40392817f6e5d4c3b2a10-us19"
 CONTACTS_KEY = "contacts-secret-5b8e1c7a"
@@ -107,23 +105,8 @@ def importer_env(tmp_path, monkeypatch, mailchimp_sim, contacts_sim):
 @pytest.fixture
 def postgres_home(tmp_path):
     """A fresh PostgreSQL database behind the repository's own dagster.yaml, dropped afterwards."""
-    database = f"importer_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    yield home, {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_USERNAME": "postgres",
-        "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_PG_HOST": "127.0.0.1",
-        "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_DB": database,
-    }
-    admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    admin.close()
+    with fresh_dagster_home(tmp_path) as home_and_environment:
+        yield home_and_environment
 
 
 @pytest.fixture
@@ -164,7 +147,9 @@ class Importer:
     resources: dict
     storage: ImporterStorage
 
-    def materialize(self, partition_key: str, raise_on_error: bool = True, tags: dict | None = None):
+    def materialize(
+        self, partition_key: str, raise_on_error: bool = True, tags: dict | None = None, selection: list[str] | None = None
+    ):
         return dg.materialize(
             import_assets,
             partition_key=partition_key,
@@ -172,6 +157,7 @@ class Importer:
             resources=self.resources,
             raise_on_error=raise_on_error,
             tags=tags,
+            selection=selection,
         )
 
 

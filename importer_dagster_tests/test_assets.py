@@ -195,6 +195,51 @@ def test_a_404_fails_the_partition_at_once_without_retry(importer: Importer, mai
     assert ACME_KEY not in message
 
 
+def large_first_window(importer: Importer, contacts_sim, members: int = 25_000) -> MailchimpSimulator:
+    """A full sync big enough to stream in several chunks of ten thousand members."""
+    world = build_world(now=FIRST_WINDOW_START + timedelta(hours=1, minutes=30), history_hours=24, acme_members=members)
+    simulator = MailchimpSimulator(world)
+    importer.resources["mailchimp"] = fast_resources(
+        importer.storage.state_dir, contacts_sim.base_url, base_url=simulator.base_url
+    )["mailchimp"]
+    return simulator
+
+
+def test_a_streamed_window_sends_the_same_batches_as_an_export_from_its_files(importer: Importer, contacts_sim):
+    with large_first_window(importer, contacts_sim) as simulator:
+        partition = f"acme.{ACME_LIST}|{FIRST_WINDOW_START.strftime('%Y-%m-%d-%H:%M')}"
+        truth = simulator.members_truth(ACME_LIST)
+        expected = {m for m, changed in truth.items() if changed < FIRST_WINDOW_START + timedelta(hours=1)}
+
+        importer.materialize(partition)
+        streamed_requests = contacts_sim.requests()
+        streamed = imported_ids(contacts_sim, ACME_LIST)
+        importer.materialize(partition, selection=["exported_batches"])
+
+    assert len(expected) > 20_000
+    assert set(streamed) == expected and max(streamed.values()) == 1
+    assert len(streamed_requests) == -(-len(expected) // 1000)
+    again = contacts_sim.requests()[len(streamed_requests):]
+    assert sorted(r["idempotency_key"] for r in again) == sorted(r["idempotency_key"] for r in streamed_requests)
+    assert all(r["replayed"] for r in again)
+    assert imported_ids(contacts_sim, ACME_LIST) == streamed
+
+
+def test_a_large_window_invalid_from_its_first_chunk_sends_nothing(importer: Importer, contacts_sim):
+    with large_first_window(importer, contacts_sim) as simulator:
+        simulator.faults.malformed_member_rate = 0.5
+        partition = f"acme.{ACME_LIST}|{FIRST_WINDOW_START.strftime('%Y-%m-%d-%H:%M')}"
+
+        result = importer.materialize(partition, raise_on_error=False)
+
+    assert not result.success
+    assert contacts_sim.requests() == []
+    failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    assert "are invalid (threshold 20%); not exported." in failure.step_failure_data.error.message
+    letters = importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}")
+    assert len(letters) > 5_000
+
+
 def test_invalid_contacts_become_dead_letters_with_reasons(importer: Importer, mailchimp_sim, contacts_sim):
     key = last_closed_window()
     mailchimp_sim.faults.malformed_member_rate = 0.1

@@ -20,7 +20,8 @@ import pytest
 from importer_dagster.assets import import_assets
 from importer_dagster.partitions import decode_partition_key
 
-from .conftest import ACME_LIST, REPO, fast_resources, last_closed_window
+from .conftest import ACME_LIST, fast_resources, last_closed_window
+from .postgres import REPO
 
 pytestmark = pytest.mark.faults
 BIN = Path(sys.executable).parent

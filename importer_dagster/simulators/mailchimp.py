@@ -133,6 +133,31 @@ def demo_world(now: datetime | None = None) -> MailchimpWorld:
     )
 
 
+def fleet_key(account: int) -> str:
+    return f"{account:032x}-us1"
+
+
+def fleet_world(accounts: int, lists_per_account: int, members: int, now: datetime | None = None) -> MailchimpWorld:
+    """Many clients with many lists, for the hourly-tick benchmark: account i has key `fleet_key(i)`.
+
+    Members' changes are spread evenly over the world's 48 hours of history, so a list of
+    2,400 members has about 50 changed in each hourly window.
+    """
+    return MailchimpWorld(
+        accounts=[
+            SimAccount(
+                fleet_key(account),
+                [
+                    SimList(f"{account * lists_per_account + index:010x}", f"Fleet {account} list {index}", members)
+                    for index in range(lists_per_account)
+                ],
+            )
+            for account in range(accounts)
+        ],
+        now=now,
+    )
+
+
 def _slug(name: str) -> str:
     ascii_only = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z]", "", ascii_only.lower())
@@ -1088,11 +1113,18 @@ def serve(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a Mailchimp Marketing API v3 simulator on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--world", choices=["demo"], default="demo")
+    parser.add_argument(
+        "--world",
+        choices=["demo", "fleet"],
+        default="demo",
+        help="demo: two accounts, three lists; fleet: --accounts × --lists-per-account lists (keys from fleet_key)",
+    )
+    parser.add_argument("--accounts", type=int, default=10, help="fleet world only")
+    parser.add_argument("--lists-per-account", type=int, default=100, help="fleet world only")
     parser.add_argument("--page-delay-ms", type=float, default=0.0)
     parser.add_argument("--members", type=int, default=None, help="override every list's member count")
     args = parser.parse_args(argv)
-    world = demo_world()
+    world = fleet_world(args.accounts, args.lists_per_account, 2400) if args.world == "fleet" else demo_world()
     world.seed = args.seed
     if args.members is not None:
         for account in world.accounts:
