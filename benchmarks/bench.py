@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py full-sync [--members 1000000] [--latency-ms 0 250]
     python benchmarks/bench.py hourly-tick [--accounts 10] [--lists-per-account 100]
-    python benchmarks/bench.py partition-scale [--lists 1000] [--days 30]
+    python benchmarks/bench.py partition-scale [--lists 1000] [--days 30] [--accounts 10]
 
 Everything runs on 127.0.0.1. The simulators run in their own processes, and the import runs in
 its own process through `dagster asset materialize`, so each peak RSS is the importer's alone.
@@ -97,7 +97,9 @@ def full_sync(members: int, latency_ms: float, profile_dir: Path | None = None) 
     simulators = Simulators(workdir, members, latency_ms)
     try:
         now = datetime.now(timezone.utc)
-        start = (now - timedelta(days=3)).strftime("%Y-%m-%d")
+        # The simulator spreads changes over the last 48 hours: most fall before today, in the
+        # first window (the full sync), and the hours since midnight follow, as for a new list.
+        start = (now.date() if now.hour >= 2 else now.date() - timedelta(days=1)).isoformat()
         last = (now - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
         accounts = workdir / "accounts.yaml"
         accounts.write_text(f"accounts:\n  - id: acme\n    mailchimp_api_key_env: {ACME_KEY_ENV}\n    contacts_account: acme\n")
@@ -296,43 +298,174 @@ def _hourly_tick(workdir: Path, pg_env: dict, accounts: int, lists_per_account: 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def partition_scale(lists: int, days: int) -> dict:
-    """The schedule tick, the sensors and the UI's partition-status query at lists × days × 24 partitions."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    os.environ["IMPORTER_START_DATE"] = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%d")
-    os.environ["IMPORTER_STATE_DIR"] = str(workdir / "state")
+PARTITION_HEALTH_QUERY = """
+query PartitionHealthQuery($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      id
+      partitionKeysByDimension { name type partitionKeys }
+      assetPartitionStatuses {
+        ... on TimePartitionStatuses { ranges { status startTime endTime startKey endKey } }
+        ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions }
+        ... on MultiPartitionStatuses {
+          primaryDimensionName
+          ranges {
+            primaryDimStartKey primaryDimEndKey primaryDimStartTime primaryDimEndTime
+            secondaryDim {
+              ... on TimePartitionStatuses { ranges { status startTime endTime startKey endKey } }
+              ... on DefaultPartitionStatuses { materializedPartitions materializingPartitions failedPartitions }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+"""What the UI's partition view asks for, as dagster-webserver 1.13.27's own bundle spells it."""
+
+
+def record_materializations(instance, asset_key, partition_keys: list[str], batch: int = 2000) -> None:
+    """Seeds history quickly: Dagster's batched event writes, one INSERT per `batch` events."""
     import dagster as dg
+    from dagster._core.events import (
+        DagsterEvent,
+        DagsterEventBatchMetadata,
+        DagsterEventType,
+        StepMaterializationData,
+        generate_event_batch_id,
+    )
 
-    from importer_dagster.partition_status import EXPORTED_KEY, failed_partitions
-    from importer_dagster.partitions import LISTS_PARTITIONS_NAME, list_windows_partitions
-    from importer_dagster.resources import ImporterStorage
-    from importer_dagster.schedules import hourly_import_schedule
-    from importer_dagster.sensors import alert_sensor, failed_partitions_sensor
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(batch)
+    try:
+        for start in range(0, len(partition_keys), batch):
+            chunk = partition_keys[start : start + batch]
+            batch_id = generate_event_batch_id()
+            for index, key in enumerate(chunk):
+                event = DagsterEvent(
+                    event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+                    event_specific_data=StepMaterializationData(dg.AssetMaterialization(asset_key, partition=key)),
+                    job_name="",
+                )
+                instance.report_dagster_event(
+                    event, run_id="", batch_metadata=DagsterEventBatchMetadata(batch_id, index == len(chunk) - 1)
+                )
+    finally:
+        del os.environ["DAGSTER_EVENT_BATCH_SIZE"]
 
-    figures: dict = {"lists": lists, "days": days}
-    with dg.instance_for_test(temp_dir=str(workdir)) as instance:
-        instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, [f"client-{i // 10}.{i:010x}" for i in range(lists)])
-        started = time.monotonic()
-        keys = list_windows_partitions.get_partition_keys(dynamic_partitions_store=instance)
-        figures["partitions"] = len(keys)
-        figures["enumerate_s"] = round(time.monotonic() - started, 2)
-        storage = ImporterStorage(state_dir=str(workdir / "state"))
-        context = dg.build_schedule_context(instance=instance, resources={"storage": storage},
-                                            scheduled_execution_time=datetime.now(timezone.utc))
-        started = time.monotonic()
-        requests_ = hourly_import_schedule(context)
-        figures["schedule_tick_s"] = round(time.monotonic() - started, 2)
-        figures["schedule_runs"] = len(requests_)
-        for name, sensor in (("failed_partitions_sensor", failed_partitions_sensor), ("alert_sensor", alert_sensor)):
+
+def partition_scale(lists: int, days: int, accounts: int) -> dict:
+    """Every list × window of `days` days imported, on PostgreSQL: what the automation and the UI pay.
+
+    Every closed window but the latest is recorded as imported, so the instance holds the history
+    a month of hourly imports leaves behind. The sensors are evaluated against the fleet world in
+    the Mailchimp simulator; the partition-status query is sent to a running dagster-webserver
+    exactly as its UI sends it.
+    """
+    from importer_dagster_tests.postgres import fresh_dagster_home
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        with fresh_dagster_home(workdir, prefix="importer_bench") as (home, pg_env):
+            return _partition_scale(workdir, pg_env, lists, days, accounts)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, accounts: int) -> dict:
+    from importer_dagster.simulators.mailchimp import fleet_key
+
+    lists_per_account = lists // accounts
+    accounts_file = workdir / "accounts.yaml"
+    accounts_file.write_text("accounts:\n" + "".join(
+        f"  - id: fleet{i}\n    mailchimp_api_key_env: MAILCHIMP_KEY_FLEET{i}\n    contacts_account: fleet{i}\n"
+        for i in range(accounts)
+    ))
+    now = datetime.now(timezone.utc)
+    env = {
+        **pg_env,
+        "IMPORTER_STATE_DIR": str(workdir / "state"),
+        "IMPORTER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{pg_env['DAGSTER_PG_DB']}",
+        "IMPORTER_START_DATE": (now - timedelta(days=days)).strftime("%Y-%m-%d"),
+        "IMPORTER_ACCOUNTS_FILE": str(accounts_file),
+        "MAILCHIMP_BASE_URL": "http://127.0.0.1:18765/3.0",
+        **{f"MAILCHIMP_KEY_FLEET{i}": fleet_key(i) for i in range(accounts)},
+    }
+    os.environ.update(env)
+    env = {**os.environ}
+    mailchimp = subprocess.Popen(
+        [str(BIN / "importer-dagster"), "simulate-mailchimp", "--port", "18765", "--world", "fleet",
+         "--accounts", str(accounts), "--lists-per-account", str(lists_per_account)],
+        stdout=subprocess.PIPE, text=True, cwd=workdir, env=env)
+    wait_for_line(mailchimp, "Mailchimp simulator on")
+    webserver = None
+    try:
+        import dagster as dg
+
+        from importer_dagster.partition_status import EXPORTED_KEY, failed_partitions
+        from importer_dagster.partitions import LISTS_PARTITIONS_NAME, latest_closed_window, list_windows_partitions
+        from importer_dagster.resources import ImporterStorage, MailchimpResource
+        from importer_dagster.schedules import hourly_import_schedule
+        from importer_dagster.sensors import alert_sensor, failed_partitions_sensor, list_discovery_sensor
+
+        figures: dict = {"lists": lists, "days": days}
+        list_keys = [f"fleet{a}.{a * lists_per_account + i:010x}" for a in range(accounts) for i in range(lists_per_account)]
+        latest = latest_closed_window(now)
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, list_keys)
             started = time.monotonic()
-            sensor(dg.build_sensor_context(instance=instance))
-            figures[f"{name}_s"] = round(time.monotonic() - started, 2)
-        started = time.monotonic()
-        failed_partitions(instance)
-        instance.get_status_by_partition(EXPORTED_KEY, keys, list_windows_partitions)
-        figures["partition_status_query_s"] = round(time.monotonic() - started, 2)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return figures
+            keys = list_windows_partitions.get_partition_keys(dynamic_partitions_store=instance)
+            figures["partitions"] = len(keys)
+            figures["enumerate_s"] = round(time.monotonic() - started, 2)
+            started = time.monotonic()
+            history = [key for key in keys if key.split("|", 1)[1] < latest]
+            record_materializations(instance, EXPORTED_KEY, history)
+            figures["materialized"] = len(history)
+            figures["seeding_s"] = round(time.monotonic() - started, 1)
+
+            storage = ImporterStorage()
+            context = dg.build_schedule_context(instance=instance, resources={"storage": storage},
+                                                scheduled_execution_time=now)
+            started = time.monotonic()
+            run_requests = hourly_import_schedule(context)
+            figures["schedule_tick_s"] = round(time.monotonic() - started, 2)
+            figures["schedule_runs"] = len(run_requests)
+            sensors = (
+                ("list_discovery_sensor", list_discovery_sensor, {"mailchimp": MailchimpResource(), "storage": storage}),
+                ("failed_partitions_sensor", failed_partitions_sensor, {}),
+                ("alert_sensor", alert_sensor, {}),
+            )
+            for name, sensor, resources in sensors:
+                started = time.monotonic()
+                sensor(dg.build_sensor_context(instance=instance, resources=resources))
+                figures[f"{name}_s"] = round(time.monotonic() - started, 2)
+            started = time.monotonic()
+            failed_partitions(instance)
+            figures["failed_partitions_query_s"] = round(time.monotonic() - started, 2)
+
+        webserver = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-m", "importer_dagster.definitions", "-h", "127.0.0.1", "-p", "13001"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(120):
+            try:
+                requests.get("http://127.0.0.1:13001/server_info", timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                time.sleep(1)
+        for label in ("ui_partition_status_first_s", "ui_partition_status_again_s"):
+            started = time.monotonic()
+            answer = requests.post("http://127.0.0.1:13001/graphql", timeout=600, json={
+                "query": PARTITION_HEALTH_QUERY, "variables": {"assetKey": {"path": EXPORTED_KEY.path}}})
+            figures[label] = round(time.monotonic() - started, 2)
+            answer.raise_for_status()
+            if "errors" in answer.json():
+                raise RuntimeError(answer.json()["errors"])
+        return figures
+    finally:
+        for process in (webserver, mailchimp):
+            if process:
+                process.terminate()
+                process.wait(timeout=60)
 
 
 def table(rows: list[dict]) -> str:
@@ -346,7 +479,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["full-sync", "hourly-tick", "partition-scale"])
-    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--accounts", type=int, default=10, help="how many client accounts the lists belong to")
     parser.add_argument("--lists-per-account", type=int, default=100)
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0, 250])
@@ -360,7 +493,7 @@ def main() -> None:
     elif args.what == "hourly-tick":
         rows = [hourly_tick(args.accounts, args.lists_per_account)]
     else:
-        rows = [partition_scale(args.lists, args.days)]
+        rows = [partition_scale(args.lists, args.days, args.accounts)]
     print(f"machine: {machine()}")
     print(table(rows))
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
