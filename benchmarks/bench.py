@@ -9,10 +9,13 @@ its own process through `dagster asset materialize`, so each peak RSS is the imp
 """
 
 import argparse
+import contextlib
+import cProfile
 import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -354,11 +357,12 @@ def record_materializations(instance, asset_key, partition_keys: list[str], batc
         del os.environ["DAGSTER_EVENT_BATCH_SIZE"]
 
 
-def partition_scale(lists: int, days: int, accounts: int) -> dict:
+def partition_scale(lists: int, days: int, accounts: int, profile_dir: Path | None = None) -> dict:
     """Every list × window of `days` days imported, on PostgreSQL: what the automation and the UI pay.
 
     Every closed window but the latest is recorded as imported, so the instance holds the history
-    a month of hourly imports leaves behind. The sensors are evaluated against the fleet world in
+    a month of hourly imports leaves behind. The first schedule tick after that builds Dagster's
+    asset status cache from scratch (cold); the second is the daemon's steady state. The sensors are evaluated against the fleet world in
     the Mailchimp simulator; the partition-status query is sent to a running dagster-webserver
     exactly as its UI sends it.
     """
@@ -367,12 +371,12 @@ def partition_scale(lists: int, days: int, accounts: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         with fresh_dagster_home(workdir, prefix="importer_bench") as (home, pg_env):
-            return _partition_scale(workdir, pg_env, lists, days, accounts)
+            return _partition_scale(workdir, pg_env, lists, days, accounts, profile_dir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, accounts: int) -> dict:
+def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, accounts: int, profile_dir: Path | None) -> dict:
     from importer_dagster.simulators.mailchimp import fleet_key
 
     lists_per_account = lists // accounts
@@ -426,9 +430,15 @@ def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, account
             storage = ImporterStorage()
             context = dg.build_schedule_context(instance=instance, resources={"storage": storage},
                                                 scheduled_execution_time=now)
-            started = time.monotonic()
-            run_requests = hourly_import_schedule(context)
-            figures["schedule_tick_s"] = round(time.monotonic() - started, 2)
+            for label in ("schedule_tick_cold_s", "schedule_tick_s"):
+                profiler = cProfile.Profile() if profile_dir else None
+                started = time.monotonic()
+                with profiler or contextlib.nullcontext():
+                    run_requests = hourly_import_schedule(context)
+                figures[label] = round(time.monotonic() - started, 2)
+                if profiler:
+                    profile_dir.mkdir(parents=True, exist_ok=True)
+                    profiler.dump_stats(profile_dir / f"{label[:-2]}.prof")
             figures["schedule_runs"] = len(run_requests)
             sensors = (
                 ("list_discovery_sensor", list_discovery_sensor, {"mailchimp": MailchimpResource(), "storage": storage}),
@@ -452,6 +462,11 @@ def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, account
                 break
             except requests.RequestException:
                 time.sleep(1)
+        ui_profiler = None
+        if profile_dir:
+            ui_profiler = subprocess.Popen([str(BIN / "py-spy"), "record", "--rate", "50", "--format", "raw", "--pid",
+                                            str(webserver.pid), "-o", str(profile_dir / "ui-partition-status.txt")])
+            time.sleep(2)
         for label in ("ui_partition_status_first_s", "ui_partition_status_again_s"):
             started = time.monotonic()
             answer = requests.post("http://127.0.0.1:13001/graphql", timeout=600, json={
@@ -460,6 +475,9 @@ def _partition_scale(workdir: Path, pg_env: dict, lists: int, days: int, account
             answer.raise_for_status()
             if "errors" in answer.json():
                 raise RuntimeError(answer.json()["errors"])
+        if ui_profiler:
+            ui_profiler.send_signal(signal.SIGINT)
+            ui_profiler.wait(timeout=60)
         return figures
     finally:
         for process in (webserver, mailchimp):
@@ -486,14 +504,14 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results.json"))
-    parser.add_argument("--profile", type=Path, help="record, with py-spy, where the importer holds the GIL, into this folder")
+    parser.add_argument("--profile", type=Path, help="profile into this folder: the importer with py-spy (full-sync); the tick with cProfile and the webserver's partition query with py-spy (partition-scale)")
     args = parser.parse_args()
     if args.what == "full-sync":
         rows = [full_sync(args.members, latency, args.profile) for latency in args.latency_ms]
     elif args.what == "hourly-tick":
         rows = [hourly_tick(args.accounts, args.lists_per_account)]
     else:
-        rows = [partition_scale(args.lists, args.days, args.accounts)]
+        rows = [partition_scale(args.lists, args.days, args.accounts, args.profile)]
     print(f"machine: {machine()}")
     print(table(rows))
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
