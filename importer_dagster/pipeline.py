@@ -395,6 +395,7 @@ class WindowStream:
             self._guarded(self._resume_from_files)
             if not self.export_error:
                 self.export_stats = self._guarded(self.exporter.finish)
+        self.settle()
         return None if self.export_error else self.export_stats
 
     def _resume_from_files(self) -> None:

@@ -26,6 +26,7 @@ from importer_dagster.simulators.mailchimp import (
     SimAccount,
     SimList,
     demo_world,
+    fleet_key,
     member_id_for,
 )
 
@@ -478,6 +479,31 @@ def test_serve_prints_its_address_and_serves_the_demo_world() -> None:
         base_url = line.rsplit(" ", 1)[1]
         lists = requests.get(base_url + "/lists", auth=("u", DEMO_KEYS["MAILCHIMP_KEY_GLOBEX"]), timeout=10).json()
         assert [(lst["id"], lst["stats"]["member_count"]) for lst in lists["lists"]] == [("b2c3d4e5f6", 20)]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_fleet_gives_each_account_its_own_key_and_lists_with_about_fifty_changes_an_hour() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from importer_dagster.simulators.mailchimp import serve; "
+                               "serve(['--port', '0', '--world', 'fleet', '--accounts', '3', '--lists-per-account', '2'])"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        seen = []
+        for account in range(3):
+            lists = requests.get(base_url + "/lists", auth=("u", fleet_key(account)), timeout=10).json()["lists"]
+            seen += [lst["id"] for lst in lists]
+            assert len(lists) == 2 and all(lst["stats"]["member_count"] == 2400 for lst in lists)
+        assert len(set(seen)) == 6
+        now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hour = {"since_last_changed": (now - timedelta(hours=2)).isoformat(), "before_last_changed": (now - timedelta(hours=1)).isoformat()}
+        changed = requests.get(base_url + f"/lists/{seen[0]}/members", params={**hour, "count": 1},
+                               auth=("u", fleet_key(0)), timeout=10).json()["total_items"]
+        assert 25 <= changed <= 75
     finally:
         process.terminate()
         process.wait(timeout=10)
