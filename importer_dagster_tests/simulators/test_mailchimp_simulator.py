@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -466,33 +467,32 @@ def test_official_client_reads_the_simulator(sim: MailchimpSimulator) -> None:
     assert raised.value.status_code == 401
 
 
-def test_serve_prints_its_address_and_serves_the_demo_world() -> None:
+@contextlib.contextmanager
+def served(*argv: str) -> Iterator[str]:
+    """`serve` in a process of its own, as `importer-dagster simulate-mailchimp` runs it; yields its first line."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "from importer_dagster.simulators.mailchimp import serve; "
-                               "serve(['--port', '0', '--members', '20', '--seed', '3'])"],
+        [sys.executable, "-c", f"from importer_dagster.simulators.mailchimp import serve; serve({['--port', '0', *argv]!r})"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("Mailchimp simulator on http://127.0.0.1:") and line.endswith("/3.0")
-        base_url = line.rsplit(" ", 1)[1]
-        lists = requests.get(base_url + "/lists", auth=("u", DEMO_KEYS["MAILCHIMP_KEY_GLOBEX"]), timeout=10).json()
-        assert [(lst["id"], lst["stats"]["member_count"]) for lst in lists["lists"]] == [("b2c3d4e5f6", 20)]
+        yield process.stdout.readline().strip()
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
+def test_serve_prints_its_address_and_serves_the_demo_world() -> None:
+    with served("--members", "20", "--seed", "3") as line:
+        assert line.startswith("Mailchimp simulator on http://127.0.0.1:") and line.endswith("/3.0")
+        base_url = line.rsplit(" ", 1)[1]
+        lists = requests.get(base_url + "/lists", auth=("u", DEMO_KEYS["MAILCHIMP_KEY_GLOBEX"]), timeout=10).json()
+        assert [(lst["id"], lst["stats"]["member_count"]) for lst in lists["lists"]] == [("b2c3d4e5f6", 20)]
+
+
 def test_serve_fleet_gives_each_account_its_own_key_and_lists_with_about_fifty_changes_an_hour() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from importer_dagster.simulators.mailchimp import serve; "
-                               "serve(['--port', '0', '--world', 'fleet', '--accounts', '3', '--lists-per-account', '2'])"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+    with served("--world", "fleet", "--accounts", "3", "--lists-per-account", "2") as line:
+        base_url = line.rsplit(" ", 1)[1]
         seen = []
         for account in range(3):
             lists = requests.get(base_url + "/lists", auth=("u", fleet_key(account)), timeout=10).json()["lists"]
@@ -500,10 +500,8 @@ def test_serve_fleet_gives_each_account_its_own_key_and_lists_with_about_fifty_c
             assert len(lists) == 2 and all(lst["stats"]["member_count"] == 2400 for lst in lists)
         assert len(set(seen)) == 6
         now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        hour = {"since_last_changed": (now - timedelta(hours=2)).isoformat(), "before_last_changed": (now - timedelta(hours=1)).isoformat()}
+        hour = {"since_last_changed": (now - timedelta(hours=2)).isoformat(),
+                "before_last_changed": (now - timedelta(hours=1)).isoformat()}
         changed = requests.get(base_url + f"/lists/{seen[0]}/members", params={**hour, "count": 1},
                                auth=("u", fleet_key(0)), timeout=10).json()["total_items"]
         assert 25 <= changed <= 75
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
