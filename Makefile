@@ -8,11 +8,18 @@ $(VENV)/.installed: setup.py pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo test
+# The browser test drives Debian's Chromium (the apt packages chromium and chromium-driver).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install demo test browser
 install: $(VENV)/.installed
+
+browser:
+	@test -x $(CHROMIUM) || { echo "Installing Debian's Chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/importer-dagster demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(VENV)/bin/pytest

@@ -27,6 +27,8 @@ setup(
             "pytest",
             # The official client is the peer that proves the simulator speaks Mailchimp.
             "mailchimp-marketing",
+            # Drives Debian's Chromium through Dagster's UI in the browser test.
+            "playwright",
         ],
     },
     entry_points={

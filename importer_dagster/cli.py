@@ -255,18 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--since", help="only windows from this UTC date on (YYYY-MM-DD)")
 
     letters = add("dead-letters", cmd_dead_letters, "List contacts that could not be imported, with the reason.")
-    letters.add_argument("--account")
+    letters.add_argument("--account", help="only this account's lists")
     letters.add_argument("--list", help="list partition key, e.g. acme.1a2d7ebf82")
     letters.add_argument("--window", help="window key, e.g. 2026-11-20-03:00")
     letters.add_argument("--all", action="store_true", help="include dead letters resolved by a later run")
-    letters.add_argument("--limit", type=int)
+    letters.add_argument("--limit", type=int, help="show at most this many, oldest first")
     letters.add_argument("--replay", action="store_true", help="send the open ones again, in a new run")
 
     demo = add("demo", cmd_demo, "Start the simulators and `dagster dev`; the sensors register and import the demo lists.")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port (default 3000)")
-    demo.add_argument("--mailchimp-port", type=int, default=DEMO_MAILCHIMP_PORT)
-    demo.add_argument("--contacts-port", type=int, default=DEMO_CONTACTS_PORT)
-    demo.add_argument("--alerts-port", type=int, default=DEMO_ALERTS_PORT)
+    demo.add_argument("--mailchimp-port", type=int, default=DEMO_MAILCHIMP_PORT,
+                      help=f"Mailchimp simulator port (default {DEMO_MAILCHIMP_PORT})")
+    demo.add_argument("--contacts-port", type=int, default=DEMO_CONTACTS_PORT,
+                      help=f"Contacts API simulator port (default {DEMO_CONTACTS_PORT})")
+    demo.add_argument("--alerts-port", type=int, default=DEMO_ALERTS_PORT,
+                      help=f"port of the receiver that prints alerts (default {DEMO_ALERTS_PORT})")
     demo.add_argument("--no-dagster", action="store_true", help="run the simulators only")
 
     for name, handler, what in (

@@ -165,3 +165,19 @@ def test_a_future_start_date_is_one_line_from_the_cli(dagster_home, monkeypatch)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: IMPORTER_START_DATE=2999-01-01 is in the future: no window would exist yet"
     assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_command_and_every_option_says_what_it_does(dagster_home):
+    from importer_dagster.cli import build_parser
+
+    listing = run([str(BIN / "importer-dagster"), "--help"], dagster_home)
+    assert listing.returncode == 0
+    for command in ("discover", "backfill-failed", "dead-letters", "demo", "simulate-mailchimp", "simulate-contacts"):
+        assert command in listing.stdout
+    parser = build_parser()
+    [commands] = [action for action in parser._actions if action.dest == "command"]
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            if action.dest not in ("help", "simulator_args"):
+                assert action.help, f"{name} {action.option_strings}"
