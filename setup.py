@@ -17,6 +17,8 @@ setup(
         # Faster JSON for Mailchimp pages and batch bodies, with sorted keys for idempotency keys.
         "orjson",
         "numpy",
+        # DogStatsD client (Datadog's own): tagged counters and timings over UDP, for dashboards.
+        "datadog",
         # The chunked window files are Parquet, written and read column-wise.
         "pyarrow",
         "pydantic>=2",

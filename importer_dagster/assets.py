@@ -11,6 +11,7 @@ The work itself lives in `pipeline`; this module decodes partitions, records out
 errors into what Dagster should do with them.
 """
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from importer_dagster import metrics
 from importer_dagster.accounts import ConfigError, current_accounts
 from importer_dagster.checks import (
     CheckOutcomes,
@@ -181,6 +183,7 @@ class _ImportRun:
             )
             for window in pending
         ]
+        started = time.monotonic()
         with self.mailchimp.client(account, self.run_id) as client:
             stats = sweep_windows(
                 client,
@@ -189,6 +192,7 @@ class _ImportRun:
                 parallelism=self.mailchimp.max_connections,
                 log=self.context.log,
             )
+        metrics.timing("step.duration", time.monotonic() - started, account.id, step="fetch")
         for window in pending:
             fetched = stats[window.window_key]
             self._materialized(
@@ -210,7 +214,10 @@ class _ImportRun:
 
     def transform(self, window: ListWindow) -> None:
         if self._pending(RECORDS_KEY, window):
-            self._transformed(window, transform_window(self.storage.windows(), self.storage.dead_letters(), window, self.run_id))
+            started = time.monotonic()
+            stats = transform_window(self.storage.windows(), self.storage.dead_letters(), window, self.run_id)
+            metrics.timing("step.duration", time.monotonic() - started, window.account_id, step="transform")
+            self._transformed(window, stats)
 
     def _checked_counts(self, window: ListWindow, already_sent: int = 0) -> tuple[WindowCounts, dict]:
         """The window's counts, after the checks that run before export; raises if it is blocked."""
@@ -235,6 +242,10 @@ class _ImportRun:
         counts = replace(counts, exported=stats.exported, rejected=stats.rejected)
         if not counts.reconciles():
             self.outcome.checks.unreconciled.append(window.partition_key)
+        account = window.account_id
+        metrics.count("windows.imported", 1, account)
+        for name in ("fetched", "exported", "rejected", "dead_lettered"):
+            metrics.count(f"contacts.{name}", getattr(counts, name), account)
         self._materialized(
             EXPORTED_KEY,
             window,
@@ -253,8 +264,10 @@ class _ImportRun:
     def export(self, window: ListWindow, contacts: ApiClient) -> None:
         counts, source = self._checked_counts(window)
         if self._pending(EXPORTED_KEY, window):
+            started = time.monotonic()
             open_letters = self.storage.dead_letters().open_member_ids(window.list_key)
             stats = export_window(self._exporter(window, contacts, open_letters), self.storage.windows(), self.context.log)
+            metrics.timing("step.duration", time.monotonic() - started, window.account_id, step="export")
             self._exported(window, counts, source, stats)
 
     def finish_stream(self, stream: WindowStream) -> None:

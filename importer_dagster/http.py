@@ -27,6 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
+from importer_dagster import metrics
+
 RETRYABLE_STATUSES = frozenset({429, *range(500, 600)})
 
 
@@ -129,6 +131,8 @@ class ApiClient:
         *,
         base_url: str,
         describe: str,
+        api: str,
+        account: str = "",
         auth: requests.auth.AuthBase | None = None,
         headers: Mapping[str, str] | None = None,
         secrets: Sequence[str] = (),
@@ -138,6 +142,9 @@ class ApiClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.describe = describe
+        self.api = api
+        self.account = account
+        """Whom the request-retry metrics are tagged with, unless a request names its own account."""
         self._secrets = tuple(secret for secret in secrets if secret)
         self._retry = retry
         self._slots = slots
@@ -166,6 +173,7 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        account: str | None = None,
     ) -> Any:
         """Send one request and return its JSON, or raise a classified HttpError.
 
@@ -173,13 +181,16 @@ class ApiClient:
         other transient fault, before it becomes retryable at the step level.
         """
         url = f"{self.base_url}{path}"
+        account = account or self.account
         for attempt in range(self._retry.attempts + 1):
             response = self._send(method, url, params, body, headers, path)
+            self._count_retries(response, account)
             if response.status_code >= 300:
                 raise self._classify(response, method, path)
             try:
                 return orjson.loads(response.content)
             except orjson.JSONDecodeError:
+                metrics.count("requests.retried", 1, account, api=self.api, cause="malformed_json")
                 if attempt == self._retry.attempts:
                     raise RetryableHttpError(
                         f"{self.describe}: {method} {path} returned malformed JSON "
@@ -208,6 +219,13 @@ class ApiClient:
             raise RetryableHttpError(
                 f"{self.describe}: {method} {path} failed after {self._retry.attempts} retries ({reason})"
             ) from None
+
+    def _count_retries(self, response: requests.Response, account: str) -> None:
+        """urllib3 keeps each retried attempt in the response's history: a status or an error class."""
+        retries = getattr(response.raw, "retries", None)
+        for attempt in getattr(retries, "history", ()):
+            cause = f"http_{attempt.status}" if attempt.status else type(attempt.error).__name__
+            metrics.count("requests.retried", 1, account, api=self.api, cause=cause)
 
     def _classify(self, response: requests.Response, method: str, path: str) -> HttpError:
         status = response.status_code

@@ -255,7 +255,11 @@ class Exporter:
     def _post(self, batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         body = dumps_body({"records": batch})
         answer = self.client.request_json(
-            "POST", self.path, body=body, headers={"Idempotency-Key": idempotency_key(self.window, body)}
+            "POST",
+            self.path,
+            body=body,
+            headers={"Idempotency-Key": idempotency_key(self.window, body)},
+            account=self.window.account_id,
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
             raise FatalHttpError(f"Contacts API: POST {self.path} answered an unexpected body")
@@ -581,7 +585,7 @@ def replay_dead_letters(
         batch = records[start : start + batch_size]
         body = dumps_body({"records": batch})
         key = hashlib.sha256(f"replay\n{list_key}|{window_key}\n".encode() + body).hexdigest()
-        answer = client.request_json("POST", path, body=body, headers={"Idempotency-Key": key})
+        answer = client.request_json("POST", path, body=body, headers={"Idempotency-Key": key}, account=account_id)
         rejected = {int(item["index"]): item.get("reason", "no reason given") for item in answer.get("rejected") or []}
         for index, record in enumerate(batch):
             member_id = record["external_id"].split(":", 1)[-1]

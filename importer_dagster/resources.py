@@ -56,6 +56,8 @@ class MailchimpResource(dg.ConfigurableResource):
         client = ApiClient(
             base_url=self.url_for(account),
             describe=f"Mailchimp (account '{account.id}')",
+            api="mailchimp",
+            account=account.id,
             auth=HTTPBasicAuth("importer", key),
             headers={"X-Correlation-ID": correlation_id, "Accept": "application/json"},
             secrets=(key,),
@@ -90,6 +92,7 @@ class ContactsApiResource(dg.ConfigurableResource):
         client = ApiClient(
             base_url=self.base_url,
             describe="Contacts API",
+            api="contacts",
             headers={
                 "Authorization": f"Bearer {self.api_key}",
                 "X-Correlation-ID": correlation_id,
