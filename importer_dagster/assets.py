@@ -11,10 +11,12 @@ The work itself lives in `pipeline`; this module decodes partitions, records out
 errors into what Dagster should do with them.
 """
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -33,6 +35,7 @@ from importer_dagster.partitions import ListWindow, decode_partition_key, list_w
 from importer_dagster.pipeline import (
     RECORDS,
     SOURCE,
+    ChangeDetection,
     Exporter,
     ExportStats,
     RecordsStage,
@@ -44,6 +47,25 @@ from importer_dagster.pipeline import (
 )
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
 from importer_dagster.storage import WindowNotMaterialized
+
+FORCE_EXPORT_TAG = "importer/force-export"
+"""`true` sends every record again, changed or not: from a UI backfill's tags or `--tags` on the CLI."""
+RESEND_AFTER_ENV = "IMPORTER_RESEND_AFTER_S"
+DEFAULT_RESEND_AFTER = timedelta(days=7)
+
+
+def resend_after() -> timedelta:
+    raw = os.environ.get(RESEND_AFTER_ENV)
+    if not raw:
+        return DEFAULT_RESEND_AFTER
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ConfigError(f"{RESEND_AFTER_ENV}={raw!r} must be a positive number of seconds")
+    return timedelta(seconds=seconds)
+
 
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -148,6 +170,12 @@ class _ImportRun:
         return grouped
 
     def _exporter(self, window: ListWindow, contacts: ApiClient, open_letters: dict[str, set[str]]) -> Exporter:
+        changes = ChangeDetection(
+            self.storage.sent_records(),
+            resend_after(),
+            datetime.now(timezone.utc),
+            force_run_id=self.run_id if self.context.run.tags.get(FORCE_EXPORT_TAG) == "true" else None,
+        )
         return Exporter(
             contacts,
             self.accounts.get(window.account_id).contacts_account,
@@ -157,6 +185,7 @@ class _ImportRun:
             run_id=self.run_id,
             batch_size=self.contacts_api.batch_size,
             parallelism=self.contacts_api.parallelism,
+            changes=changes,
         )
 
     def _streams_everything(self, windows: list[ListWindow]) -> bool:
@@ -239,12 +268,12 @@ class _ImportRun:
         return counts, source
 
     def _exported(self, window: ListWindow, counts: WindowCounts, source: dict, stats: ExportStats) -> None:
-        counts = replace(counts, exported=stats.exported, rejected=stats.rejected)
+        counts = replace(counts, exported=stats.exported, skipped=stats.skipped, rejected=stats.rejected)
         if not counts.reconciles():
             self.outcome.checks.unreconciled.append(window.partition_key)
         account = window.account_id
         metrics.count("windows.imported", 1, account)
-        for name in ("fetched", "exported", "rejected", "dead_lettered"):
+        for name in ("fetched", "exported", "skipped", "rejected", "dead_lettered"):
             metrics.count(f"contacts.{name}", getattr(counts, name), account)
         self._materialized(
             EXPORTED_KEY,
@@ -255,6 +284,7 @@ class _ImportRun:
                 "transformed": counts.transformed,
                 "dead_lettered": counts.dead_lettered,
                 "exported": counts.exported,
+                "skipped": counts.skipped,
                 "rejected": counts.rejected,
                 "batches": stats.batches,
                 "fetch_duration_s": dg.FloatMetadataValue(round(source["duration_s"], 3)),

@@ -35,7 +35,7 @@ invalid_share_check = dg.AssetCheckSpec(
 reconciliation_check = dg.AssetCheckSpec(
     "fetched_equals_exported_rejected_dead_lettered",
     asset=EXPORTED,
-    description="Every contact fetched was exported, rejected by the API, or dead-lettered.",
+    description="Every contact fetched was exported, skipped as unchanged, rejected by the API, or dead-lettered.",
 )
 duplicates_check = dg.AssetCheckSpec(
     "no_duplicate_external_id",
@@ -63,6 +63,7 @@ class WindowCounts:
     dead_lettered: int
     duplicates: int
     exported: int = 0
+    skipped: int = 0
     rejected: int = 0
 
     @property
@@ -73,7 +74,7 @@ class WindowCounts:
         return self.invalid_share > threshold
 
     def reconciles(self) -> bool:
-        return self.fetched == self.exported + self.rejected + self.dead_lettered
+        return self.fetched == self.exported + self.skipped + self.rejected + self.dead_lettered
 
 
 @dataclass

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ import pyarrow as pa
 from importer_dagster.http import ApiClient, FatalHttpError, HttpError, dumps_body
 from importer_dagster.mailchimp import MemberScan, ScanStats, parse_last_changed
 from importer_dagster.partitions import ListWindow
-from importer_dagster.storage import DeadLetter, DeadLetters, WindowFiles, WindowWriter
+from importer_dagster.storage import DeadLetter, DeadLetters, SentRecords, WindowFiles, WindowWriter
 from importer_dagster.transform import transform_members
 
 SOURCE = "mailchimp_contacts"
@@ -148,16 +148,67 @@ def _count_duplicates(hashes: list[np.ndarray]) -> int:
     return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
-def idempotency_key(window: ListWindow, body: bytes) -> str:
-    """Same list, window and batch content → same key, so a replayed POST imports nothing twice."""
-    digest = hashlib.sha256(f"{window.partition_key}\n".encode() + body)
+def idempotency_key(window: ListWindow, body: bytes, salt: str = "") -> str:
+    """Same list, window, batch content and salt → same key, so a replayed POST imports nothing twice."""
+    digest = hashlib.sha256(f"{window.partition_key}\n{salt}\n".encode() + body)
     return digest.hexdigest()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """The record as the Contacts API keeps it, without `changed_at`.
+
+    Mailchimp moves `last_changed` for edits the API never sees (stats, notes, tags that are not
+    exported); leaving the timestamp out is what lets those contacts be skipped.
+    """
+    content = {name: value for name, value in record.items() if name != "changed_at"}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def member_id_of(record: dict[str, Any]) -> str:
+    return record["external_id"].split(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ChangeDetection:
+    """Send only records that changed since the API last accepted them, or that it has not seen lately.
+
+    Every accepted record is sent again once `resend_after` has passed, which heals a target that
+    lost data. The batches' idempotency keys are salted with the current `resend_after` period (or,
+    when `force_run_id` is set, with the run), so a deliberate re-send is applied rather than
+    answered from the API's memory, while a retry within the period still replays.
+    """
+
+    sent: SentRecords
+    resend_after: timedelta
+    now: datetime
+    force_run_id: str | None = None
+
+    @property
+    def salt(self) -> str:
+        if self.force_run_id:
+            return f"force:{self.force_run_id}"
+        return f"period:{int(self.now.timestamp() // self.resend_after.total_seconds())}"
+
+    def changed(self, list_key: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.force_run_id:
+            return list(records)
+        ids = [member_id_of(record) for record in records]
+        known = self.sent.lookup(list_key, ids)
+        cutoff = self.now - self.resend_after
+        changed = []
+        for record, member_id in zip(records, ids, strict=True):
+            entry = known.get(member_id)
+            if entry is None or entry.sent_at < cutoff or entry.record_hash != record_hash(record):
+                changed.append(record)
+        return changed
 
 
 @dataclass
 class ExportStats:
     batches: int = 0
     exported: int = 0
+    skipped: int = 0
+    """Unchanged since the API last accepted them: not sent."""
     rejected: int = 0
     rejections: list[DeadLetter] = field(default_factory=list)
 
@@ -182,8 +233,10 @@ class Exporter:
         run_id: str,
         batch_size: int,
         parallelism: int,
+        changes: ChangeDetection | None = None,
     ):
         self.client = client
+        self.changes = changes
         self.path = f"/v1/accounts/{contacts_account}/contacts/import"
         self.dead_letters = dead_letters
         self.window = window
@@ -194,18 +247,19 @@ class Exporter:
         """Members of this window still dead-lettered: each one that gets through now is resolved."""
         self.stats = ExportStats()
         self.consumed = 0
-        """Records taken so far; an export resumed from the files starts after them."""
+        """Records taken so far, sent or skipped; an export resumed from the files starts after them."""
+        self.sent = 0
         self._pending: list[dict[str, Any]] = []
         self._in_flight: deque[Future] = deque()
         self._pool: ThreadPoolExecutor | None = None
 
-    @property
-    def sent(self) -> int:
-        return self.consumed - len(self._pending)
-
     def add(self, records: Sequence[dict[str, Any]]) -> None:
-        self._pending.extend(records)
         self.consumed += len(records)
+        if self.changes is not None:
+            changed = self.changes.changed(self.window.list_key, records)
+            self.stats.skipped += len(records) - len(changed)
+            records = changed
+        self._pending.extend(records)
         while len(self._pending) >= self.batch_size:
             self._submit(self._pending[: self.batch_size])
             del self._pending[: self.batch_size]
@@ -246,6 +300,7 @@ class Exporter:
             self._pool = None
 
     def _submit(self, batch: list[dict[str, Any]]) -> None:
+        self.sent += len(batch)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallelism, thread_name_prefix="contacts-import")
         self._in_flight.append(self._pool.submit(self._post, batch))
@@ -258,7 +313,7 @@ class Exporter:
             "POST",
             self.path,
             body=body,
-            headers={"Idempotency-Key": idempotency_key(self.window, body)},
+            headers={"Idempotency-Key": idempotency_key(self.window, body, self.changes.salt if self.changes else "")},
             account=self.window.account_id,
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
@@ -284,6 +339,13 @@ class Exporter:
         self.stats.batches += 1
         self.stats.exported += answer["accepted"]
         self.stats.rejected += len(rejected)
+        if self.changes is not None:
+            accepted = [record for record in batch if member_id_of(record) not in rejected_ids]
+            self.changes.sent.remember(
+                self.window.list_key,
+                [(member_id_of(record), record_hash(record), record["changed_at"]) for record in accepted],
+                datetime.now(timezone.utc),
+            )
         if self.previously_dead:
             exported_ids = {record["external_id"].split(":", 1)[-1] for record in batch} - rejected_ids
             self.dead_letters.resolve(self.window.list_key, self.window.window_key, exported_ids & self.previously_dead, self.run_id)

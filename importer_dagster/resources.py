@@ -19,7 +19,7 @@ from requests.auth import HTTPBasicAuth
 
 from importer_dagster.accounts import Account
 from importer_dagster.http import ApiClient, ConnectionSlots, RetrySettings
-from importer_dagster.storage import DeadLetters, RetiredLists, WindowFiles, state_engine
+from importer_dagster.storage import DeadLetters, RetiredLists, SentRecords, WindowFiles, state_engine
 
 MAILCHIMP_BASE_URL_ENV = "MAILCHIMP_BASE_URL"
 STATE_DIR_ENV = "IMPORTER_STATE_DIR"
@@ -134,6 +134,9 @@ class ImporterStorage(dg.ConfigurableResource):
 
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self._state_engine())
+
+    def sent_records(self) -> SentRecords:
+        return SentRecords(self._state_engine())
 
     def retired_lists(self) -> RetiredLists:
         return RetiredLists(self._state_engine())

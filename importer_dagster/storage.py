@@ -149,6 +149,29 @@ retired_lists_table = sa.Table(
 )
 
 
+sent_records_table = sa.Table(
+    "importer_sent_records",
+    _metadata,
+    sa.Column("list_key", sa.String(300), primary_key=True),
+    sa.Column("member_id", sa.String(200), primary_key=True),
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.String(32), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _insert_for(engine: sa.Engine) -> Any:
+    """ON CONFLICT upserts, spelled by the dialect: the state database is PostgreSQL or SQLite."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"the importer's state needs PostgreSQL or SQLite, not {dialect}")
+    return insert
+
+
 def state_engine(database_url: str) -> sa.Engine:
     engine = sa.create_engine(database_url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
@@ -202,14 +225,7 @@ class DeadLetters:
         self.engine = engine
 
     def _upsert(self, rows: list[dict[str, Any]]) -> sa.Insert:
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            raise NotImplementedError(f"dead letters need PostgreSQL or SQLite, not {dialect}")
-        statement = insert(dead_letters_table).values(rows)
+        statement = _insert_for(self.engine)(dead_letters_table).values(rows)
         replaced = {name: statement.excluded[name] for name in ("external_id", "reason", "payload", "run_id", "recorded_at")}
         return statement.on_conflict_do_update(
             index_elements=["list_key", "window", "stage", "member_id"],
@@ -286,6 +302,64 @@ class DeadLetters:
             query = query.limit(limit)
         with self.engine.connect() as connection:
             return [DeadLetterRow(**row._mapping) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    record_hash: str
+    sent_at: datetime
+
+
+class SentRecords:
+    """What the Contacts API last accepted for each contact, as a hash of the record.
+
+    Written only after the API has answered a batch, and only for the records it accepted, so a
+    crash before the write costs a re-send and a rejected record is always tried again. Upserts are
+    per row and never let an older `changed_at` overwrite a newer one, so runs over different
+    windows of the same list can write at the same time.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def lookup(self, list_key: str, member_ids: Sequence[str]) -> dict[str, SentRecord]:
+        table = sent_records_table
+        found: dict[str, SentRecord] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(member_ids), 500):
+                rows = connection.execute(
+                    sa.select(table.c.member_id, table.c.record_hash, table.c.sent_at).where(
+                        table.c.list_key == list_key, table.c.member_id.in_(member_ids[start : start + 500])
+                    )
+                )
+                for member_id, record_hash, sent_at in rows:
+                    found[member_id] = SentRecord(record_hash, _aware(sent_at))
+        return found
+
+    def remember(self, list_key: str, entries: Sequence[tuple[str, str, str]], sent_at: datetime) -> None:
+        """(member id, record hash, changed_at) of each record the API accepted."""
+        if not entries:
+            return
+        rows = [
+            {"list_key": list_key, "member_id": member_id, "record_hash": record_hash, "changed_at": changed_at,
+             "sent_at": sent_at}
+            for member_id, record_hash, changed_at in {entry[0]: entry for entry in entries}.values()
+        ]
+        with self.engine.begin() as connection:
+            for start in range(0, len(rows), 500):
+                statement = _insert_for(self.engine)(sent_records_table).values(rows[start : start + 500])
+                connection.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["list_key", "member_id"],
+                        set_={name: statement.excluded[name] for name in ("record_hash", "changed_at", "sent_at")},
+                        where=statement.excluded.changed_at >= sent_records_table.c.changed_at,
+                    )
+                )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
