@@ -1,16 +1,21 @@
 """Change detection over real HTTP: only what the Contacts API has not accepted yet is sent."""
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from datetime import timedelta
 
 from importer_dagster.assets import FORCE_EXPORT_TAG, RESEND_AFTER_ENV
 from importer_dagster.partitions import decode_partition_key
-from importer_dagster.storage import SentRecords
+from importer_dagster.storage import SentRecords, state_engine
 
 from .conftest import ACME_LIST, NOW, Importer, window_key
 from .test_assets import expected_ids, materialization_metadata
 
+BIN = Path(sys.executable).parent
 EARLIER = window_key(NOW - timedelta(hours=2))
 LATER = window_key(NOW - timedelta(hours=1))
 
@@ -120,3 +125,28 @@ def test_a_rejected_record_is_not_remembered_and_is_sent_on_the_next_run(importe
     assert all(counts[member] == 1 for member in rejected)
     metadata = materialization_metadata(result, "exported_batches")
     assert metadata["exported"] == 3 and metadata["skipped"] == len(expected) - 3
+
+
+def test_concurrent_runs_over_two_windows_of_one_list_keep_the_store_whole(
+    mailchimp_sim, contacts_sim, importer_env, tmp_path
+):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    subprocess.run([str(BIN / "importer-dagster"), "discover"], env=env, check=True, capture_output=True, timeout=120)
+    runs = [
+        subprocess.Popen(
+            [str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
+             "--partition", partition(window)],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for window in (EARLIER, LATER)
+    ]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-3000:]
+
+    expected = expected_ids(mailchimp_sim, ACME_LIST, EARLIER) | expected_ids(mailchimp_sim, ACME_LIST, LATER)
+    store = SentRecords(state_engine(f"sqlite:///{importer_env['IMPORTER_STATE_DIR']}/state.sqlite3"))
+    assert set(store.lookup(f"acme.{ACME_LIST}", sorted(expected))) == expected
+    assert import_counts(contacts_sim) == Counter({member: 1 for member in expected})
