@@ -345,16 +345,14 @@ class SentRecords:
              "sent_at": sent_at}
             for member_id, record_hash, changed_at in {entry[0]: entry for entry in entries}.values()
         ]
+        statement = _insert_for(self.engine)(sent_records_table)
+        upsert = statement.on_conflict_do_update(
+            index_elements=["list_key", "member_id"],
+            set_={name: statement.excluded[name] for name in ("record_hash", "changed_at", "sent_at")},
+            where=statement.excluded.changed_at >= sent_records_table.c.changed_at,
+        )
         with self.engine.begin() as connection:
-            for start in range(0, len(rows), 500):
-                statement = _insert_for(self.engine)(sent_records_table).values(rows[start : start + 500])
-                connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["list_key", "member_id"],
-                        set_={name: statement.excluded[name] for name in ("record_hash", "changed_at", "sent_at")},
-                        where=statement.excluded.changed_at >= sent_records_table.c.changed_at,
-                    )
-                )
+            connection.execute(upsert, rows)  # one compiled statement, executemany
 
 
 def _aware(moment: datetime) -> datetime:
