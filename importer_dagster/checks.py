@@ -1,116 +1,80 @@
-"""Data-quality checks on every imported window, and the rules that decide them.
+"""Data-quality checks on every imported window, and the freshness check across each group's lists.
 
-The per-window checks run inside the import step, because a window whose records are mostly
-invalid must never reach the Contacts API: that is what `blocking` promises, and only the step
-that exports can keep it. The rules are plain functions so they can be tested on numbers alone.
+The per-window checks are decided inside the import step (`core.quality` holds the rules), because
+only the step that exports can keep a blocking check's promise; this module declares them to
+Dagster and turns a run's verdicts into check results. Freshness is a check of the same step too:
+evaluated in the run that materialized the asset, it is always the result the asset's card shows
+(a separate check op would be skipped, since the step yields events rather than outputs).
 """
 
-import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import dagster as dg
 
-from importer_dagster.partitions import (
-    FIRST_WINDOW_KEY,
-    LISTS_PARTITIONS_NAME,
-    latest_closed_window,
-    list_windows_partitions,
-)
-from importer_dagster.resources import ImporterStorage
+from importer_dagster.core import settings
+from importer_dagster.core.history import SUCCEEDED, ImportHistory
+from importer_dagster.core.importing import RunOutcome
+from importer_dagster.core.stages import Stage
+from importer_dagster.core.windows import horizon_start, latest_closed_window, partition_key, window_key_at
+from importer_dagster.partitions import ListGroup
 
-MAX_INVALID_SHARE_ENV = "IMPORTER_MAX_INVALID_SHARE"
-DEFAULT_MAX_INVALID_SHARE = 0.2
-
-RECORDS = dg.AssetKey("contact_records")
-EXPORTED = dg.AssetKey("exported_batches")
-
-invalid_share_check = dg.AssetCheckSpec(
-    "invalid_share_below_threshold",
-    asset=RECORDS,
-    blocking=True,
-    description=f"The share of members that fail validation stays under {MAX_INVALID_SHARE_ENV} "
-    f"(default {DEFAULT_MAX_INVALID_SHARE:.0%}); a window above it is not exported.",
-)
-reconciliation_check = dg.AssetCheckSpec(
-    "fetched_equals_exported_rejected_dead_lettered",
-    asset=EXPORTED,
-    description="Every contact fetched was exported, skipped as unchanged, rejected by the API, or dead-lettered.",
-)
-duplicates_check = dg.AssetCheckSpec(
-    "no_duplicate_external_id",
-    asset=RECORDS,
-    description="No external_id appears twice in a window.",
-)
-window_check_specs = [invalid_share_check, reconciliation_check, duplicates_check]
+INVALID_SHARE = "invalid_share_below_threshold"
+RECONCILED = "fetched_equals_exported_rejected_dead_lettered"
+NO_DUPLICATES = "no_duplicate_external_id"
+FRESH = "latest_windows_fresh"
 
 
-class WindowBlocked(Exception):
-    """A window that failed a blocking check: retrying cannot fix its data."""
-
-    retryable = False
-
-
-def max_invalid_share() -> float:
-    raw = os.environ.get(MAX_INVALID_SHARE_ENV)
-    return float(raw) if raw else DEFAULT_MAX_INVALID_SHARE
-
-
-@dataclass(frozen=True)
-class WindowCounts:
-    fetched: int
-    transformed: int
-    dead_lettered: int
-    duplicates: int
-    exported: int = 0
-    skipped: int = 0
-    rejected: int = 0
-
-    @property
-    def invalid_share(self) -> float:
-        return self.dead_lettered / self.fetched if self.fetched else 0.0
-
-    def too_invalid(self, threshold: float) -> bool:
-        return self.invalid_share > threshold
-
-    def reconciles(self) -> bool:
-        return self.fetched == self.exported + self.skipped + self.rejected + self.dead_lettered
+def window_check_specs(group: ListGroup) -> list[dg.AssetCheckSpec]:
+    """Decided window by window inside the import step."""
+    records, exported = group.asset_keys[Stage.RECORDS], group.asset_keys[Stage.EXPORTED]
+    return [
+        dg.AssetCheckSpec(
+            INVALID_SHARE, asset=records, blocking=True,
+            description=f"The share of members that fail validation stays under {settings.MAX_INVALID_SHARE.name} "
+            f"(default {settings.MAX_INVALID_SHARE.default:.0%}); a window above it is not exported.",
+        ),
+        dg.AssetCheckSpec(
+            RECONCILED, asset=exported,
+            description="Every contact fetched was exported, skipped as unchanged, rejected by the API, or dead-lettered.",
+        ),
+        dg.AssetCheckSpec(NO_DUPLICATES, asset=records, description="No external_id appears twice in a window."),
+    ]
 
 
-@dataclass
-class CheckOutcomes:
-    """Per-window verdicts gathered over a run; a run over many windows reports each failing one."""
-
-    too_invalid: list[str]
-    unreconciled: list[str]
-    duplicated: list[str]
-    windows: int = 0
-
-    @classmethod
-    def empty(cls) -> "CheckOutcomes":
-        return cls([], [], [])
-
-    def results(self, threshold: float) -> list[dg.AssetCheckResult]:
-        def result(spec: dg.AssetCheckSpec, failing: list[str], severity: dg.AssetCheckSeverity, **extra):
-            return dg.AssetCheckResult(
-                asset_key=spec.asset_key,
-                check_name=spec.name,
-                passed=not failing,
-                severity=severity,
-                metadata={"windows_checked": self.windows, "failing_windows": len(failing),
-                          "failing": dg.MetadataValue.json(failing[:100]), **extra},
-            )
-
-        return [
-            result(invalid_share_check, self.too_invalid, dg.AssetCheckSeverity.ERROR, threshold=threshold),
-            result(reconciliation_check, self.unreconciled, dg.AssetCheckSeverity.ERROR),
-            result(duplicates_check, self.duplicated, dg.AssetCheckSeverity.ERROR),
-        ]
+def freshness_check(group: ListGroup) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        FRESH,
+        asset=group.asset_keys[Stage.EXPORTED],
+        description="Every active list of the group has its latest closed windows imported: WARN an hour after a "
+        "window closed, ERROR after two. Evaluated after every import run, so the asset's card always shows it, "
+        "and every quarter hour by the freshness_sensor, which alerts.",
+    )
 
 
-def stale_windows(
-    statuses: dict[str, dg.AssetPartitionStatus | None], lists: list[str], now: datetime
-) -> tuple[list[str], list[str]]:
+def window_check_results(group: ListGroup, outcome: RunOutcome) -> list[dg.AssetCheckResult]:
+    """A run over many windows reports each check once, listing the windows that failed it."""
+    verdicts = outcome.verdicts
+    records, exported = group.asset_keys[Stage.RECORDS], group.asset_keys[Stage.EXPORTED]
+
+    def result(key: dg.AssetKey, name: str, failing: list[str], **extra) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=name,
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"windows_checked": verdicts.windows, "failing_windows": len(failing),
+                      "failing": dg.MetadataValue.json(failing[:100]), **extra},
+        )
+
+    return [
+        result(records, INVALID_SHARE, verdicts.too_invalid, threshold=outcome.threshold),
+        result(exported, RECONCILED, verdicts.unreconciled),
+        result(records, NO_DUPLICATES, verdicts.duplicated),
+    ]
+
+
+def stale_windows(statuses: dict[tuple[str, str], str], lists: list[str], now: datetime) -> tuple[list[str], list[str]]:
     """(late, overdue): windows not imported an hour after they closed, and two hours after.
 
     The schedule imports a window five minutes after it closes; an hour without it is worth a
@@ -118,51 +82,54 @@ def stale_windows(
     """
     late_key = latest_closed_window(now - timedelta(hours=1))
     overdue_key = latest_closed_window(now - timedelta(hours=2))
+    first_key = window_key_at(horizon_start(now))
     late, overdue = [], []
     for list_key in lists:
         for window, bucket in ((overdue_key, overdue), (late_key, late)):
-            key = f"{list_key}|{window}"
-            if window >= FIRST_WINDOW_KEY and statuses.get(key) != dg.AssetPartitionStatus.MATERIALIZED:
-                bucket.append(key)
+            if window >= first_key and statuses.get((list_key, window)) != SUCCEEDED:
+                bucket.append(partition_key(list_key, window))
                 break
     return late, overdue
 
 
-@dg.asset_check(
-    asset=EXPORTED,
-    name="latest_windows_fresh",
-    description="Every active list has its latest closed windows imported: WARN an hour after a "
-    "window closed, ERROR after two.",
-)
-def freshness_check(context: dg.AssetCheckExecutionContext, storage: ImporterStorage) -> dg.AssetCheckResult:
-    instance = context.instance
-    retired = set(storage.retired_lists().keys())
-    lists = [key for key in instance.get_dynamic_partitions(LISTS_PARTITIONS_NAME) if key not in retired]
-    now = datetime.now(timezone.utc)
-    candidates = [
-        f"{key}|{latest_closed_window(now - timedelta(hours=hours))}" for key in lists for hours in (1, 2)
-    ]
-    candidates = [key for key in candidates if key.split("|")[1] >= FIRST_WINDOW_KEY]
-    statuses = (instance.get_status_by_partition(EXPORTED, candidates, list_windows_partitions) if candidates else None) or {}
-    late, overdue = stale_windows(statuses, lists, now)
-    return dg.AssetCheckResult(
-        passed=not late and not overdue,
-        severity=dg.AssetCheckSeverity.ERROR if overdue else dg.AssetCheckSeverity.WARN,
-        metadata={
-            "active_lists": len(lists),
-            "late_windows": len(late),
-            "overdue_windows": len(overdue),
-            "failing": dg.MetadataValue.json((overdue + late)[:100]),
-        },
-    )
+@dataclass(frozen=True)
+class Freshness:
+    check: dg.AssetCheckSpec
+    lists: int
+    late: list[str]
+    overdue: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.late and not self.overdue
+
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity.ERROR if self.overdue else dg.AssetCheckSeverity.WARN
+
+    def metadata(self) -> dict:
+        return {
+            "active_lists": self.lists,
+            "late_windows": len(self.late),
+            "overdue_windows": len(self.overdue),
+            "failing": dg.MetadataValue.json((self.overdue + self.late)[:100]),
+        }
+
+    def result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=self.check.asset_key, check_name=self.check.name, passed=self.passed, severity=self.severity,
+            metadata=self.metadata(),
+        )
+
+    def evaluation(self) -> dg.AssetCheckEvaluation:
+        return dg.AssetCheckEvaluation(
+            asset_key=self.check.asset_key, check_name=self.check.name, passed=self.passed, severity=self.severity,
+            metadata=self.metadata(),
+        )
 
 
-freshness_job = dg.define_asset_job(
-    "freshness_check_job", selection=dg.AssetSelection.checks(freshness_check)
-)
-freshness_schedule = dg.ScheduleDefinition(
-    job=freshness_job,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+def freshness(group: ListGroup, active_lists: list[str], history: ImportHistory, now: datetime) -> Freshness:
+    """From the import history: one indexed query, however long Dagster's own status cache takes to build."""
+    first, last = latest_closed_window(now - timedelta(hours=2)), latest_closed_window(now - timedelta(hours=1))
+    late, overdue = stale_windows(history.statuses(active_lists, first, last), active_lists, now)
+    return Freshness(freshness_check(group), len(active_lists), late, overdue)

@@ -1,63 +1,56 @@
-"""Fixtures that start real simulators on 127.0.0.1 and point the importer at them."""
+"""Dagster instances, test and PostgreSQL-backed, on top of the simulators in `fixtures`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.defs_state.base import set_defs_state_storage
 import pytest
 
 from importer_dagster.assets import import_assets
-from importer_dagster.partitions import LISTS_PARTITIONS_NAME
+from importer_dagster.core.stages import Stage
+from importer_dagster.dagster_internals import set_defs_state_storage
+from importer_dagster.io_manager import WINDOW_FILES_IO_MANAGER, WindowFilesIOManager
+from importer_dagster.partitions import GROUPS
 from importer_dagster.resources import ContactsApiResource, ImporterStorage, MailchimpResource
-from importer_dagster.simulators.contacts import ContactsSimulator
-from importer_dagster.simulators.mailchimp import MailchimpSimulator, MailchimpWorld, SimAccount, SimList
-from importer_dagster.simulators.server import Request, Response, SimulatorServer
+from importer_dagster.throwaway_instance import throwaway_dagster_home
 
-from .postgres import fresh_dagster_home
+from .fixtures import (  # noqa: F401  (fixtures are found by name)
+    ACCOUNTS_YAML,
+    ACME_KEY,
+    ACME_LIST,
+    ACME_SMALL_LIST,
+    CONTACTS_KEY,
+    GLOBEX_KEY,
+    GLOBEX_LIST,
+    NOW,
+    REPO,
+    WebhookReceiver,
+    build_world,
+    contacts_sim,
+    free_ports,
+    importer_env,
+    last_closed_window,
+    mailchimp_sim,
+    object_store,
+    s3_url,
+    webhook,
+    window_key,
+)
 
-ACME_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-us6"
-GLOBEX_KEY = "f9e8d7c6b5a40392817f6e5d4c3b2a10-us19"
-CONTACTS_KEY = "contacts-secret-5b8e1c7a"
-ACME_LIST = "aaaaaaaaa1"
-ACME_SMALL_LIST = "aaaaaaaaa2"
-GLOBEX_LIST = "bbbbbbbbb1"
-NOW = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
-"""Mid-hour, so that the hour before it is a closed window full of recent changes."""
-
-ACCOUNTS_YAML = """
-accounts:
-  - id: acme
-    mailchimp_api_key_env: TEST_MAILCHIMP_KEY_ACME
-    contacts_account: acme-contacts
-  - id: globex
-    mailchimp_api_key_env: TEST_MAILCHIMP_KEY_GLOBEX
-    contacts_account: globex-contacts
-    lists: [bbbbbbbbb1]
-"""
+REGISTERED_LISTS = [f"acme.{ACME_LIST}", f"acme.{ACME_SMALL_LIST}", f"globex.{GLOBEX_LIST}"]
+GROUP = GROUPS[0]
+"""The tests run with one list group, the default: every list is one of its partitions."""
+LISTS_PARTITIONS_NAME = GROUP.lists_partitions.name
+IMPORT_ASSETS = [import_assets[GROUP.number]]
+IMPORT_JOB = GROUP.job_name
+PARTITIONS = GROUP.partitions
 
 
-def window_key(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d-%H:00")
-
-
-def last_closed_window(now: datetime = NOW) -> str:
-    return window_key(now - timedelta(hours=1))
-
-
-def build_world(now: datetime = NOW, acme_members: int = 3000, history_hours: int = 6, **kwargs) -> MailchimpWorld:
-    return MailchimpWorld(
-        accounts=[
-            SimAccount(ACME_KEY, [SimList(ACME_LIST, "Acme News", acme_members), SimList(ACME_SMALL_LIST, "Acme VIP", 40)]),
-            SimAccount(GLOBEX_KEY, [SimList(GLOBEX_LIST, "Globex Weekly", 500), SimList("bbbbbbbbb2", "Not allowed", 10)]),
-        ],
-        now=now,
-        history_hours=history_hours,
-        **kwargs,
-    )
+def asset_key(name: str) -> dg.AssetKey:
+    """One of the group's assets, by its stage name (`exported_batches`)."""
+    return GROUP.asset_keys[Stage(name)]
 
 
 @pytest.fixture(autouse=True)
@@ -73,39 +66,9 @@ def fresh_definitions_state_context():
 
 
 @pytest.fixture
-def mailchimp_sim():
-    with MailchimpSimulator(build_world()) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def contacts_sim(tmp_path):
-    with ContactsSimulator(CONTACTS_KEY, db_path=tmp_path / "contacts.sqlite3") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def importer_env(tmp_path, monkeypatch, mailchimp_sim, contacts_sim):
-    accounts_file = tmp_path / "accounts.yaml"
-    accounts_file.write_text(ACCOUNTS_YAML)
-    environment = {
-        "IMPORTER_ACCOUNTS_FILE": str(accounts_file),
-        "IMPORTER_STATE_DIR": str(tmp_path / "state"),
-        "TEST_MAILCHIMP_KEY_ACME": ACME_KEY,
-        "TEST_MAILCHIMP_KEY_GLOBEX": GLOBEX_KEY,
-        "MAILCHIMP_BASE_URL": mailchimp_sim.base_url,
-        "CONTACTS_API_URL": contacts_sim.base_url,
-        "CONTACTS_API_KEY": CONTACTS_KEY,
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    return environment
-
-
-@pytest.fixture
 def postgres_home(tmp_path):
-    """A fresh PostgreSQL database behind the repository's own dagster.yaml, dropped afterwards."""
-    with fresh_dagster_home(tmp_path) as home_and_environment:
+    """A fresh PostgreSQL database behind the deployment's deploy/dagster.yaml, dropped afterwards."""
+    with throwaway_dagster_home(tmp_path, REPO / "deploy" / "dagster.yaml") as home_and_environment:
         yield home_and_environment
 
 
@@ -115,29 +78,25 @@ def postgres_instance(postgres_home, importer_env, monkeypatch):
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as pg_instance:
-        pg_instance.add_dynamic_partitions(
-            LISTS_PARTITIONS_NAME, [f"acme.{ACME_LIST}", f"acme.{ACME_SMALL_LIST}", f"globex.{GLOBEX_LIST}"]
-        )
+        pg_instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, REGISTERED_LISTS)
         yield pg_instance
 
 
 @pytest.fixture
 def instance(importer_env):
     with dg.instance_for_test() as test_instance:
-        test_instance.add_dynamic_partitions(
-            LISTS_PARTITIONS_NAME, [f"acme.{ACME_LIST}", f"acme.{ACME_SMALL_LIST}", f"globex.{GLOBEX_LIST}"]
-        )
+        test_instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, REGISTERED_LISTS)
         yield test_instance
 
 
 def fast_resources(state_dir: Path | str, contacts_url: str, **mailchimp_overrides) -> dict[str, dg.ConfigurableResource]:
     """Production resources with short backoffs, so retry paths take milliseconds in tests."""
+    storage = ImporterStorage(state_dir=str(state_dir))
     return {
         "mailchimp": MailchimpResource(retry_backoff_s=0.01, state_dir=str(state_dir), **mailchimp_overrides),
-        "contacts_api": ContactsApiResource(
-            base_url=contacts_url, api_key=dg.EnvVar("CONTACTS_API_KEY"), retry_backoff_s=0.01
-        ),
-        "storage": ImporterStorage(state_dir=str(state_dir)),
+        "contacts_api": ContactsApiResource(base_url=contacts_url, retry_backoff_s=0.01),
+        "storage": storage,
+        WINDOW_FILES_IO_MANAGER: WindowFilesIOManager(storage=storage),
     }
 
 
@@ -148,16 +107,17 @@ class Importer:
     storage: ImporterStorage
 
     def materialize(
-        self, partition_key: str, raise_on_error: bool = True, tags: dict | None = None, selection: list[str] | None = None
+        self, partition_key: str | None, raise_on_error: bool = True, tags: dict | None = None,
+        selection: list[str] | None = None,
     ):
         return dg.materialize(
-            import_assets,
+            IMPORT_ASSETS,
             partition_key=partition_key,
             instance=self.instance,
             resources=self.resources,
             raise_on_error=raise_on_error,
             tags=tags,
-            selection=selection,
+            selection=[asset_key(name) for name in selection] if selection else None,
         )
 
 
@@ -165,34 +125,3 @@ class Importer:
 def importer(instance, importer_env, contacts_sim) -> Importer:
     resources = fast_resources(importer_env["IMPORTER_STATE_DIR"], contacts_sim.base_url)
     return Importer(instance, resources, resources["storage"])
-
-
-class WebhookReceiver:
-    """A local Slack-compatible webhook: alerts are proven by what arrives here over HTTP."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-        self._server = SimulatorServer(self._receive)
-
-    def _receive(self, request: Request) -> Response:
-        self.messages.append(request.json())
-        return Response.json(200, {"ok": True})
-
-    @property
-    def url(self) -> str:
-        return f"{self._server.root_url}/hooks/alerts"
-
-    def __enter__(self) -> "WebhookReceiver":
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.stop()
-
-
-@pytest.fixture
-def webhook(monkeypatch):
-    with WebhookReceiver() as receiver:
-        monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url)
-        monkeypatch.setenv("DAGSTER_UI_URL", "http://127.0.0.1:3000")
-        yield receiver

@@ -7,15 +7,9 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
-from dagster._serdes import serialize_value
 
-from importer_dagster.assets import FORCE_EXPORT_TAG, import_assets
-from importer_dagster.partitions import (
-    FIRST_WINDOW_START,
-    LISTS_PARTITIONS_NAME,
-    decode_partition_key,
-    list_windows_partitions,
-)
+from importer_dagster.assets import FORCE_EXPORT_TAG
+from importer_dagster.core.windows import FIRST_WINDOW_START, decode_partition_key
 from importer_dagster.simulators.mailchimp import MailchimpSimulator
 
 from .conftest import (
@@ -23,8 +17,13 @@ from .conftest import (
     ACME_LIST,
     CONTACTS_KEY,
     GLOBEX_KEY,
+    GROUP,
+    IMPORT_ASSETS,
+    LISTS_PARTITIONS_NAME,
     NOW,
+    PARTITIONS,
     Importer,
+    asset_key,
     build_world,
     fast_resources,
     last_closed_window,
@@ -49,7 +48,7 @@ def materialization_metadata(result: dg.ExecuteInMemoryResult, asset: str) -> di
     [event] = [
         event.materialization
         for event in result.get_asset_materialization_events()
-        if event.asset_key == dg.AssetKey(asset)
+        if event.asset_key == asset_key(asset)
     ]
     return {key: value.value for key, value in event.metadata.items()}
 
@@ -175,6 +174,24 @@ def test_a_503_then_success_is_retried_within_the_step(importer: Importer, mailc
     statuses = [request["status"] for request in contacts_sim.requests()]
     assert statuses[0] == 503 and 200 in statuses
     assert not [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_a_request_still_failing_after_its_retries_fails_the_step_and_dagster_retries_it(
+    importer: Importer, mailchimp_sim, contacts_sim
+):
+    key = last_closed_window()
+    importer.resources["mailchimp"] = fast_resources(
+        importer.storage.state_dir, contacts_sim.base_url, retry_attempts=1
+    )["mailchimp"]
+    mailchimp_sim.faults.burst_429 = 2
+
+    result = importer.materialize(f"acme.{ACME_LIST}|{key}")
+
+    types = [event.event_type_value for event in result.all_events]
+    assert types.count("STEP_UP_FOR_RETRY") == 1 and "STEP_RESTARTED" in types
+    imported = imported_ids(contacts_sim, ACME_LIST)
+    assert set(imported) == expected_ids(mailchimp_sim, ACME_LIST, key)
+    assert max(imported.values()) == 1
 
 
 def test_a_404_fails_the_partition_at_once_without_retry(importer: Importer, mailchimp_sim):
@@ -306,7 +323,7 @@ def test_no_key_appears_in_logs_or_event_storage(importer: Importer, mailchimp_s
 
     secrets = [ACME_KEY, GLOBEX_KEY, CONTACTS_KEY, "ffffffffffffffffffffffffffffffff"]
     stored = "".join(
-        serialize_value(record) for run in (ok, refused) for record in importer.instance.all_logs(run.run_id)
+        dg.serialize_value(record) for run in (ok, refused) for record in importer.instance.all_logs(run.run_id)
     )
     assert "401" in stored
     captured = capfd.readouterr()
@@ -323,7 +340,7 @@ def test_one_run_over_many_lists_keeps_each_windows_outcome_apart(importer: Impo
     lists = [f"acme.{ACME_LIST}", "acme.aaaaaaaaa2", "globex.bbbbbbbbb1", f"acme.{missing}"]
 
     result = dg.materialize(
-        import_assets,
+        IMPORT_ASSETS,
         instance=instance,
         resources=importer.resources,
         tags={
@@ -335,7 +352,7 @@ def test_one_run_over_many_lists_keeps_each_windows_outcome_apart(importer: Impo
 
     assert not result.success
     statuses = instance.get_status_by_partition(
-        dg.AssetKey("exported_batches"), [f"{name}|{key}" for name in lists], list_windows_partitions
+        asset_key("exported_batches"), [f"{name}|{key}" for name in lists], PARTITIONS
     )
     assert statuses == {
         f"acme.{ACME_LIST}|{key}": dg.AssetPartitionStatus.MATERIALIZED,
@@ -355,3 +372,111 @@ def test_a_partition_of_an_unknown_account_fails_in_one_line(importer: Importer)
     message = failure.step_failure_data.error.message.strip()
     assert message.endswith("unknown account 'initech' (not in the accounts file)")
     assert "\n" not in message
+
+
+def _bad_key(key: str):
+    return lambda monkeypatch, tmp_path: key
+
+
+def _good_key_with(name: str, value: str | None):
+    def arrange(monkeypatch, tmp_path) -> str:
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value.format(tmp=tmp_path))
+        return f"acme.{ACME_LIST}|{last_closed_window()}"
+    return arrange
+
+
+@pytest.mark.parametrize(
+    ("arrange", "names"),
+    [
+        (_bad_key(f"acme.{ACME_LIST}|garbage"), "'garbage' is not an hourly window key"),
+        (_bad_key(f"acme.{ACME_LIST}"), f"'acme.{ACME_LIST}' is not a partition key of the form"),
+        (_bad_key(f"acme.{ACME_LIST}|2020-01-01-00:00"), "'2020-01-01-00:00' is not an hourly window key"),
+        (_bad_key(f"acme.ccccccccc7|{last_closed_window()}"), "list acme.ccccccccc7 is not registered"),
+        (_bad_key(f"acme.{ACME_LIST}|{window_key(NOW)}"), f"window {window_key(NOW)} has not closed yet"),
+        (_bad_key(f"acme.{ACME_LIST}|{window_key(FIRST_WINDOW_START - timedelta(hours=1))}"),
+         "is older than the 7-day horizon: `importer-dagster resync` imports it"),
+        (_good_key_with("IMPORTER_ACCOUNTS_FILE", "{tmp}/nope.yaml"), "nope.yaml does not exist"),
+        (_good_key_with("IMPORTER_ACCOUNTS_FILE", None), "IMPORTER_ACCOUNTS_FILE is not set"),
+        (_good_key_with("CONTACTS_API_KEY", None), "CONTACTS_API_KEY is not set"),
+        (_good_key_with("IMPORTER_MAX_INVALID_SHARE", "abc"), "IMPORTER_MAX_INVALID_SHARE='abc' must be a share"),
+        (_good_key_with("IMPORTER_RESEND_AFTER_S", "-5"), "IMPORTER_RESEND_AFTER_S='-5' must be a positive number"),
+    ],
+    ids=["malformed", "list-only", "before-start", "unregistered", "not-closed", "left-the-horizon", "no-accounts-file",
+         "accounts-unset", "no-contacts-key", "bad-share", "bad-seconds"],
+)
+def test_what_can_never_succeed_fails_on_the_first_attempt_in_one_line(
+    importer: Importer, contacts_sim, monkeypatch, tmp_path, arrange, names
+):
+    key = arrange(monkeypatch, tmp_path)
+
+    result = importer.materialize(None, raise_on_error=False, tags={"dagster/partition": key})
+
+    types = [event.event_type_value for event in result.all_events]
+    assert not result.success and "STEP_UP_FOR_RETRY" not in types and types.count("STEP_FAILURE") == 1
+    [failure] = [event.step_failure_data for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    description = failure.user_failure_data.description
+    assert names in description and "\n" not in description
+    assert contacts_sim.requests() == []
+
+
+def test_a_wrong_contacts_key_fails_the_run_even_when_nothing_changed(importer: Importer, contacts_sim, monkeypatch):
+    key = f"acme.{ACME_LIST}|{last_closed_window()}"
+    importer.materialize(key)
+    monkeypatch.setenv("CONTACTS_API_KEY", "not-the-key")
+
+    unchanged = importer.materialize(key, raise_on_error=False)
+
+    types = [event.event_type_value for event in unchanged.all_events]
+    assert not unchanged.success and "STEP_UP_FOR_RETRY" not in types
+    [failure] = [event.step_failure_data for event in unchanged.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert failure.user_failure_data.description == (
+        "Contacts API: GET /v1/accounts/acme-contacts answered 401: invalid or missing API key"
+    )
+    assert contacts_sim.account_reads() == ["acme-contacts"], "the first run checked the key once; the second was refused"
+
+
+def test_a_contact_imported_later_resolves_its_open_dead_letter(importer: Importer, mailchimp_sim, contacts_sim):
+    earlier, later = window_key(NOW - timedelta(hours=2)), window_key(NOW - timedelta(hours=1))
+    member = sorted(expected_ids(mailchimp_sim, ACME_LIST, earlier))[0]
+    contacts_sim.faults.reject_external_ids = [f"{ACME_LIST}:{member}"]
+    importer.materialize(f"acme.{ACME_LIST}|{earlier}")
+    [letter] = importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}")
+    contacts_sim.faults.reject_external_ids = []
+    mailchimp_sim.touch(ACME_LIST, member_ids=[member], at=decode_partition_key(f"a.l|{later}").start + timedelta(minutes=5),
+                        merge_fields={"FNAME": "Fixed"})
+
+    fixed = importer.materialize(f"acme.{ACME_LIST}|{later}")
+
+    assert letter.window == earlier and importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}") == []
+    [resolved] = importer.storage.dead_letters().rows(list_key=f"acme.{ACME_LIST}", include_resolved=True)
+    assert (resolved.run_id, resolved.resolved_run_id) == (letter.run_id, fixed.run_id)
+
+
+def status_cache_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    """Which partitions Dagster's partition-status cache of the asset was built for."""
+    [record] = instance.get_asset_records([key])
+    return record.asset_entry.cached_status.partitions_def_id if record.asset_entry.cached_status else None
+
+
+def test_a_run_leaves_the_partition_status_cache_current_after_a_list_is_registered(
+    postgres_instance: dg.DagsterInstance, importer_env, contacts_sim
+):
+    """Registering a list changes the group's partitions, and Dagster then rebuilds each asset's
+    cache from all its events: the next run does it, so the UI's partition view does not."""
+    resources = fast_resources(importer_env["IMPORTER_STATE_DIR"], contacts_sim.base_url)
+    importer = Importer(postgres_instance, resources, resources["storage"])
+    keys = list(GROUP.asset_keys.values())
+    importer.materialize(f"acme.{ACME_LIST}|{window_key(NOW - timedelta(hours=2))}")
+    postgres_instance.add_dynamic_partitions(LISTS_PARTITIONS_NAME, ["globex.c3d4e5f6a7"])
+    before = [status_cache_id(postgres_instance, key) for key in keys]
+
+    importer.materialize(f"acme.{ACME_LIST}|{last_closed_window()}")
+
+    after = [status_cache_id(postgres_instance, key) for key in keys]
+    assert all(before) and all(old != new for old, new in zip(before, after)), "rebuilt for the new list"
+    for key in keys:
+        postgres_instance.get_status_by_partition(key, [], GROUP.partitions)
+    assert [status_cache_id(postgres_instance, key) for key in keys] == after, "a reader finds it current"

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from importer_dagster.partitions import LISTS_PARTITIONS_NAME
 
-from .conftest import ACME_LIST, ACME_SMALL_LIST, GLOBEX_LIST
+from .conftest import ACME_LIST, ACME_SMALL_LIST, GLOBEX_LIST, GROUP, LISTS_PARTITIONS_NAME, PARTITIONS, asset_key
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-EXPORTED = dg.AssetKey("exported_batches")
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -34,9 +32,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def statuses(instance, keys):
-    from importer_dagster.partitions import list_windows_partitions
-
-    return instance.get_status_by_partition(EXPORTED, keys, list_windows_partitions) or {}
+    return instance.get_status_by_partition(asset_key("exported_batches"), keys, PARTITIONS) or {}
 
 
 def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
@@ -81,7 +77,7 @@ def test_the_daemon_discovers_imports_retries_alerts_and_backfills(
             small.archived = True
             subprocess.run(
                 [str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions",
-                 "--select", "*", "--partition", broken],
+                 "--select", f"group:{GROUP.name}", "--partition", broken],
                 cwd=REPO, env=env, capture_output=True, timeout=180,
             )
             assert statuses(instance, [broken])[broken] == dg.AssetPartitionStatus.FAILED

@@ -17,11 +17,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from importer_dagster.assets import import_assets
-from importer_dagster.partitions import decode_partition_key
+from importer_dagster.core.windows import decode_partition_key
 
-from .conftest import ACME_LIST, fast_resources, last_closed_window
-from .postgres import REPO
+from .conftest import GROUP, ACME_LIST, IMPORT_ASSETS, fast_resources, last_closed_window
+from .fixtures import REPO
 
 pytestmark = pytest.mark.faults
 BIN = Path(sys.executable).parent
@@ -51,7 +50,7 @@ def run_window(postgres_instance, importer_env, contacts_sim):
     def run(key: str, **mailchimp_settings) -> dg.ExecuteInProcessResult:
         resources = fast_resources(importer_env["IMPORTER_STATE_DIR"], contacts_sim.base_url, **mailchimp_settings)
         return dg.materialize(
-            import_assets, partition_key=f"acme.{ACME_LIST}|{key}", instance=postgres_instance, resources=resources
+            IMPORT_ASSETS, partition_key=f"acme.{ACME_LIST}|{key}", instance=postgres_instance, resources=resources
         )
 
     return run
@@ -118,12 +117,9 @@ def test_a_run_killed_mid_export_then_rerun_imports_each_contact_once(
     key = last_closed_window()
     contacts_sim.faults.delay_s = 0.3
     command = [
-        str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", "*",
+        str(BIN / "dagster"), "asset", "materialize", "-m", "importer_dagster.definitions", "--select", f"group:{GROUP.name}",
         "--partition", f"acme.{ACME_LIST}|{key}",
-        "--config-json", json.dumps({"resources": {"contacts_api": {"config": {
-            "batch_size": 10, "parallelism": 2,
-            "base_url": {"env": "CONTACTS_API_URL"}, "api_key": {"env": "CONTACTS_API_KEY"},
-        }}}}),
+        "--config-json", json.dumps({"resources": {"contacts_api": {"config": {"batch_size": 10, "parallelism": 2}}}}),
     ]
     env = {**os.environ, **pg_env}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

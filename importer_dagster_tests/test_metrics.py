@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from importer_dagster.metrics import STATSD_HOST_ENV, STATSD_PORT_ENV
+from importer_dagster.core.settings import STATSD_HOST, STATSD_PORT
 
 from .conftest import ACME_LIST, Importer, last_closed_window
 from .test_assets import materialization_metadata
@@ -50,8 +50,8 @@ def counters(lines: list[str]) -> Counter:
 def test_an_import_sends_counts_retries_and_step_timings_tagged_by_account(
     importer: Importer, mailchimp_sim, contacts_sim, statsd, monkeypatch
 ):
-    monkeypatch.setenv(STATSD_HOST_ENV, "127.0.0.1")
-    monkeypatch.setenv(STATSD_PORT_ENV, str(statsd.port))
+    monkeypatch.setenv(STATSD_HOST.name, "127.0.0.1")
+    monkeypatch.setenv(STATSD_PORT.name, str(statsd.port))
     contacts_sim.faults.burst_503 = 1
     mailchimp_sim.faults.malformed_member_rate = 0.05
 
@@ -71,8 +71,8 @@ def test_an_import_sends_counts_retries_and_step_timings_tagged_by_account(
 
 
 def test_without_statsd_host_nothing_is_sent(importer: Importer, statsd, monkeypatch):
-    monkeypatch.delenv(STATSD_HOST_ENV, raising=False)
-    monkeypatch.setenv(STATSD_PORT_ENV, str(statsd.port))
+    monkeypatch.delenv(STATSD_HOST.name, raising=False)
+    monkeypatch.setenv(STATSD_PORT.name, str(statsd.port))
 
     importer.materialize(f"acme.{ACME_LIST}|{last_closed_window()}")
 
