@@ -52,7 +52,8 @@ class Place:
     """
 
     def __init__(self, url: str | Path):
-        self.fs, self.root = fsspec.core.url_to_fs(str(url))
+        # Other hosts write here too: a listing cached by a long-lived process would hide their windows.
+        self.fs, self.root = fsspec.core.url_to_fs(str(url), use_listings_cache=False)
         self.local = isinstance(self.fs, LocalFileSystem)
 
     def join(self, *parts: str) -> str:

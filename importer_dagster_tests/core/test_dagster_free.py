@@ -25,10 +25,12 @@ def test_every_core_module_imports_where_dagster_cannot():
 
 
 def test_the_core_tests_pass_where_dagster_cannot_be_imported():
-    """Without the package-wide conftest (`--confcutdir`) and its Dagster-aware settings (`-c`)."""
+    """Without the package-wide conftest (`--confcutdir`) and its Dagster-aware settings (`-c`): the
+    simulator fixtures come straight from `fixtures`, loaded as a plugin."""
     script = BLOCK_DAGSTER + (
         "import pytest; sys.exit(pytest.main(["
-        f"'-q', '-p', 'no:cacheprovider', '-c', '/dev/null', '--rootdir', {str(REPO)!r}, "
+        "'-q', '-p', 'no:cacheprovider', '-p', 'importer_dagster_tests.fixtures', "
+        f"'-c', '/dev/null', '--rootdir', {str(REPO)!r}, "
         f"'--confcutdir', {str(CORE_TESTS)!r}, '--ignore', {__file__!r}, {str(CORE_TESTS)!r}]))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=600)
