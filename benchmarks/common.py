@@ -25,6 +25,45 @@ def machine_cpu_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+ROLES = (
+    ("mailchimp_simulator", ("simulate-mailchimp",)),
+    ("contacts_simulator", ("simulate-contacts",)),
+    ("workers", ("importer-dagster worker", "celery")),
+    ("daemon_and_runs", ("dagster-daemon", "dagster code-server", "dagster api", "execute_run")),
+    ("postgresql", ("postgres",)),
+    ("rabbitmq", ("beam.smp", "rabbitmq")),
+    ("seaweedfs", ("weed ",)),
+    ("redis", ("redis-server",)),
+)
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, by the role its command line names.
+
+    A process's own time plus its reaped children's, so the runs that the daemon's code server
+    launched and reaped still count. Take two readings and subtract: `role_cpu_s(before, after)`.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys((role for role, _ in ROLES), 0.0)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        role = next((role for role, markers in ROLES if any(marker in command for marker in markers)), None)
+        if role:
+            totals[role] += sum(int(value) for value in fields[11:15]) / ticks
+    return totals
+
+
+def role_cpu_s(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """A process that started and ended between the readings counts only if a living parent reaped it."""
+    return {f"cpu_s_{role}": round(max(0.0, after[role] - before.get(role, 0.0)), 1) for role in after}
+
+
 def wait_for_line(process: subprocess.Popen, marker: str) -> str:
     for line in process.stdout:
         if marker in line:
