@@ -61,7 +61,7 @@ def cpu_by_role() -> dict[str, float]:
 
 def role_cpu_s(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """A process that started and ended between the readings counts only if a living parent reaped it."""
-    return {f"cpu_s_{role}": round(max(0.0, after[role] - before.get(role, 0.0)), 1) for role in after}
+    return {f"cpu_s_{role}": round(max(0.0, after[role] - before[role]), 1) for role in after}
 
 
 def wait_for_line(process: subprocess.Popen, marker: str) -> str:

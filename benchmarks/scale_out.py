@@ -198,12 +198,13 @@ def _contacts_due(list_keys: list[str], since: datetime | None, end: datetime) -
     """
     import requests
 
+    from importer_dagster.core.windows import split_list_key
     from importer_dagster.simulators.mailchimp import fleet_key
 
     due = 0
     with requests.Session() as session:
         for key in list_keys:
-            account, list_id = key.split(".")
+            account, list_id = split_list_key(key)
             query = {"count": 1, "fields": "total_items",
                      "before_last_changed": (end - timedelta(seconds=1)).isoformat()}
             if since is not None:
