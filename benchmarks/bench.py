@@ -1,6 +1,6 @@
 """Benchmarks: figures printed as a table and written as JSON. Never asserted by tests.
 
-    python benchmarks/bench.py full-sync [--members 1000000] [--latency-ms 0 250]
+    python benchmarks/bench.py full-sync [--members 1000000] [--latency-ms 0 250] [--state-db sqlite postgres]
     python benchmarks/bench.py hourly-tick [--accounts 10] [--lists-per-account 100]
     python benchmarks/bench.py partition-scale [--lists 5000] [--accounts 500] [--days 365] [--groups 16]
     python benchmarks/bench.py scale-out [--workers 1 2]
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common import machine
-from full_sync import full_sync
+from full_sync import STATE_DATABASES, full_sync
 from hourly_tick import hourly_tick
 from partition_scale import partition_scale
 from scale_out import scale_out
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--lists-per-account", type=int, default=100)
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0, 250])
+    parser.add_argument("--state-db", nargs="+", choices=STATE_DATABASES, default=list(STATE_DATABASES),
+                        help="full-sync: the importer's state database (PostgreSQL: Dagster's storage too, as deployed)")
     parser.add_argument("--lists", type=int, default=5000)
     parser.add_argument("--days", type=int, default=365, help="how long the importer has run")
     parser.add_argument("--groups", type=int, default=16, help="IMPORTER_LIST_GROUPS")
@@ -49,7 +51,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="profile into this folder: the importer with py-spy (full-sync); the sensors with cProfile (partition-scale)")
     args = parser.parse_args()
     if args.what == "full-sync":
-        rows = [full_sync(args.members, latency, args.profile) for latency in args.latency_ms]
+        rows = [row for latency in args.latency_ms for row in full_sync(args.members, latency, args.state_db, args.profile)]
     elif args.what == "hourly-tick":
         rows = [hourly_tick(args.accounts or 10, args.lists_per_account, args.groups)]
     elif args.what == "partition-scale":

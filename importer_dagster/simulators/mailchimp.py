@@ -1128,8 +1128,15 @@ def serve(argv: list[str] | None = None) -> None:
     parser.add_argument("--lists-per-account", type=int, default=100, help="fleet world only")
     parser.add_argument("--page-delay-ms", type=float, default=0.0)
     parser.add_argument("--members", type=int, default=None, help="override every list's member count")
+    parser.add_argument(
+        "--history-ends",
+        type=datetime.fromisoformat,
+        default=None,
+        help="ISO 8601 moment the 48 hours of changes end (default: now); the simulated clock starts there",
+    )
     args = parser.parse_args(argv)
-    world = fleet_world(args.accounts, args.lists_per_account, 2400) if args.world == "fleet" else demo_world()
+    now = args.history_ends
+    world = fleet_world(args.accounts, args.lists_per_account, 2400, now) if args.world == "fleet" else demo_world(now)
     world.seed = args.seed
     if args.members is not None:
         for account in world.accounts:
