@@ -7,17 +7,19 @@ record whose hash is unchanged is skipped, until `resend_after` has passed.
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from importer_dagster.core.state import aware, insert_for, sent_records_table
-from importer_dagster.core.transform import member_id_of
+from importer_dagster.core.state import aware, sent_records_table
+from importer_dagster.core.transform import RECORD_SCHEMA, member_id_of
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,23 @@ class SentRecords:
     """What the Contacts API last accepted for each contact, as a hash of the record.
 
     Written only after the API has answered a batch, and only for the records it accepted, so a
-    crash before the write costs a re-send and a rejected record is always tried again. Upserts are
-    per row and never let an older `changed_at` overwrite a newer one, so runs over different
-    windows of the same list can write at the same time.
+    crash before the write costs a re-send and a rejected record is always tried again. Upserts
+    never let an older `changed_at` overwrite a newer one, so runs over different windows of the
+    same list can write at the same time. A big list's first sync writes a million rows, so they go
+    in bulk, in the driver's fastest form: `COPY` into a temporary table and one `INSERT … SELECT`
+    on PostgreSQL, one prepared statement over all rows in one transaction on SQLite.
     """
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+
+    def known(self, list_key: str) -> bool:
+        """Whether any contact of the list was ever accepted: a list's first sync needs no lookups."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                sa.select(sent_records_table.c.member_id).where(sent_records_table.c.list_key == list_key).limit(1)
+            )
+            return found.first() is not None
 
     def lookup(self, list_key: str, member_ids: Sequence[str]) -> dict[str, SentRecord]:
         table = sent_records_table
@@ -53,35 +65,71 @@ class SentRecords:
         return found
 
     def remember(self, list_key: str, entries: Sequence[tuple[str, str, str]], sent_at: datetime) -> None:
-        """(member id, record hash, changed_at) of each record the API accepted."""
-        if not entries:
+        """(member id, record hash, changed_at) of each record the API accepted; the last entry of a
+        member wins, as the API's own upsert does within a batch."""
+        latest = {entry[0]: entry for entry in entries}
+        if not latest:
             return
-        rows = [
-            {"list_key": list_key, "member_id": member_id, "record_hash": record_hash, "changed_at": changed_at,
-             "sent_at": sent_at}
-            for member_id, record_hash, changed_at in {entry[0]: entry for entry in entries}.values()
-        ]
-        statement = insert_for(self.engine)(sent_records_table)
-        upsert = statement.on_conflict_do_update(
-            index_elements=["list_key", "member_id"],
-            set_={name: statement.excluded[name] for name in ("record_hash", "changed_at", "sent_at")},
-            where=statement.excluded.changed_at >= sent_records_table.c.changed_at,
-        )
         with self.engine.begin() as connection:
-            connection.execute(upsert, rows)  # one compiled statement, executemany
+            if self.engine.dialect.name == "postgresql":
+                _copy_upsert(connection, list_key, latest.values(), sent_at)
+            else:
+                column_type = sent_records_table.c.sent_at.type.dialect_impl(self.engine.dialect)
+                stored_at = column_type.bind_processor(self.engine.dialect)(sent_at)
+                connection.exec_driver_sql(
+                    _UPSERT.format(source="VALUES (?, ?, ?, ?, ?)"),
+                    [(list_key, member, digest, changed, stored_at) for member, digest, changed in latest.values()],
+                )
+
+
+_UPSERT = """
+INSERT INTO importer_sent_records (list_key, member_id, record_hash, changed_at, sent_at) {source}
+ON CONFLICT (list_key, member_id) DO UPDATE
+SET record_hash = excluded.record_hash, changed_at = excluded.changed_at, sent_at = excluded.sent_at
+WHERE excluded.changed_at >= importer_sent_records.changed_at
+"""
+
+
+def _copy_upsert(
+    connection: sa.Connection, list_key: str, entries: Iterable[tuple[str, str, str]], sent_at: datetime
+) -> None:
+    text = io.StringIO()
+    csv.writer(text).writerows((list_key, member, digest, changed) for member, digest, changed in entries)
+    text.seek(0)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE incoming_sent_records "
+            "(list_key text, member_id text, record_hash text, changed_at text) ON COMMIT DROP"
+        )
+        cursor.copy_expert("COPY incoming_sent_records FROM STDIN WITH (FORMAT csv)", text)
+        cursor.execute(
+            _UPSERT.format(source="SELECT list_key, member_id, record_hash, changed_at, %s FROM incoming_sent_records"),
+            (sent_at,),
+        )
+    finally:
+        cursor.close()
+
+
+HASHED_FIELDS = tuple(sorted(name for name in RECORD_SCHEMA.names if name != "changed_at"))
 
 
 def record_hash(record: dict[str, Any]) -> str:
     """The record as the Contacts API keeps it, without `changed_at`.
 
     Mailchimp moves `last_changed` for edits the API never sees (stats, notes, tags that are not
-    exported); leaving the timestamp out is what lets those contacts be skipped.
+    exported); leaving the timestamp out is what lets those contacts be skipped. The fields are
+    taken in sorted order, so the bytes are those of the record's JSON with sorted keys, and every
+    hash already in a store stays valid.
     """
-    content = {name: value for name, value in record.items() if name != "changed_at"}
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return hashlib.sha256(orjson.dumps({name: record[name] for name in HASHED_FIELDS})).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
+REMEMBER_EVERY = 20_000
+"""Accepted records held before they are written to the store: one write per twenty batches."""
+
+
+@dataclass
 class ChangeDetection:
     """Send only records that changed since the API last accepted them, or that it has not seen lately.
 
@@ -89,12 +137,20 @@ class ChangeDetection:
     lost data. The batches' idempotency keys are salted with the current `resend_after` period (or,
     when `force_run_id` is set, with the run), so a deliberate re-send is applied rather than
     answered from the API's memory, while a retry within the period still replays.
+
+    Each record is hashed once: the hash that decided to send it is the one remembered when the API
+    accepts it. What was accepted is written to the store every REMEMBER_EVERY records and when the
+    window's export finishes; an export that fails in between loses only those writes, which costs
+    a re-send that the API answers from its idempotency memory.
     """
 
     sent: SentRecords
     resend_after: timedelta
     now: datetime
     force_run_id: str | None = None
+    _first_sync: bool | None = field(default=None, init=False, repr=False)
+    _hashes: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _accepted: list[tuple[str, str, str]] = field(default_factory=list, init=False, repr=False)
 
     @property
     def salt(self) -> str:
@@ -105,19 +161,31 @@ class ChangeDetection:
     def changed(self, list_key: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.force_run_id:
             return list(records)
+        if self._first_sync is None:
+            self._first_sync = not self.sent.known(list_key)
         ids = [member_id_of(record) for record in records]
-        known = self.sent.lookup(list_key, ids)
+        known = {} if self._first_sync else self.sent.lookup(list_key, ids)
         cutoff = self.now - self.resend_after
         changed = []
         for record, member_id in zip(records, ids, strict=True):
+            digest = record_hash(record)
             entry = known.get(member_id)
-            if entry is None or entry.sent_at < cutoff or entry.record_hash != record_hash(record):
+            if entry is None or entry.sent_at < cutoff or entry.record_hash != digest:
+                self._hashes[record["external_id"]] = digest
                 changed.append(record)
         return changed
 
-    def remember(self, list_key: str, accepted: Sequence[dict[str, Any]]) -> None:
-        self.sent.remember(
-            list_key,
-            [(member_id_of(record), record_hash(record), record["changed_at"]) for record in accepted],
-            datetime.now(timezone.utc),
-        )
+    def accepted(self, list_key: str, batch: Sequence[dict[str, Any]], rejected_member_ids: set[str]) -> None:
+        """A batch the API answered: its accepted records are remembered, its rejected ones tried again."""
+        for record in batch:
+            digest = self._hashes.pop(record["external_id"], None) or record_hash(record)
+            member_id = member_id_of(record)
+            if member_id not in rejected_member_ids:
+                self._accepted.append((member_id, digest, record["changed_at"]))
+        if len(self._accepted) >= REMEMBER_EVERY:
+            self.flush(list_key)
+
+    def flush(self, list_key: str) -> None:
+        if self._accepted:
+            self.sent.remember(list_key, self._accepted, datetime.now(timezone.utc))
+            self._accepted = []

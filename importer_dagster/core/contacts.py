@@ -68,10 +68,6 @@ class BatchAnswer:
     def rejected_member_ids(self) -> set[str]:
         return {letter.member_id for letter in self.rejections}
 
-    def accepted_records(self) -> list[dict[str, Any]]:
-        rejected = self.rejected_member_ids
-        return [record for record in self.batch if member_id_of(record) not in rejected]
-
 
 def post_batch(
     client: ApiClient, contacts_account: str, batch: Sequence[dict[str, Any]], *, scope: str, account: str

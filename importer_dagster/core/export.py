@@ -121,6 +121,8 @@ class Exporter:
                 self._settle(self._in_flight.popleft())
         finally:
             self._stop_pool()
+        if self.changes is not None:
+            self.changes.flush(self.window.list_key)
         self.dead_letters.record(
             account=self.window.account_id,
             list_key=self.window.list_key,
@@ -185,7 +187,7 @@ class Exporter:
         self.stats.exported += answer.accepted
         self.stats.rejected += len(answer.rejections)
         if self.changes is not None:
-            self.changes.remember(self.window.list_key, answer.accepted_records())
+            self.changes.accepted(self.window.list_key, answer.batch, answer.rejected_member_ids)
         if self.previously_dead:
             exported = {member_id_of(record) for record in answer.batch} - answer.rejected_member_ids
             self.dead_letters.resolve(
