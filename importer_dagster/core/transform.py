@@ -7,16 +7,16 @@ instead of failing the window, and the rest of the chunk is never validated twic
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 import pyarrow as pa
-from pydantic import AfterValidator, ConfigDict, StringConstraints, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ConfigDict, GetPydanticSchema, StringConstraints, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails, core_schema
 from typing_extensions import TypedDict
 
 from importer_dagster.core.dead_letters import DeadLetter
@@ -50,10 +50,21 @@ def member_id_of(record: dict[str, Any]) -> str:
     return record["external_id"].split(":", 1)[-1]
 
 
-def _a_real_instant(value: str) -> str:
-    """The pattern alone would pass 2026-13-45T99:00:00Z."""
-    datetime.fromisoformat(value)
-    return value
+RealInstant = Annotated[
+    str,
+    GetPydanticSchema(
+        lambda _source, _handler: core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", strict=True),
+                core_schema.datetime_schema(strict=False),
+            ]
+        )
+    ),
+]
+"""UTC to the second, and a real instant: the pattern alone would pass 2026-13-45T99:00:00Z.
+
+Both checks run in pydantic-core, without a Python call per record. The parsed datetime is
+validation's output only; the record keeps its text."""
 
 
 class ContactRecord(TypedDict):
@@ -71,15 +82,14 @@ class ContactRecord(TypedDict):
     last_name: str | None
     status: Status
     list_id: str
-    changed_at: Annotated[
-        str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"), AfterValidator(_a_real_instant)
-    ]
+    changed_at: RealInstant
     tags: list[str]
     language: str | None
     vip: bool
 
 
 _records = TypeAdapter(list[ContactRecord])
+_RECORD_FIELDS = operator.itemgetter(*RECORD_SCHEMA.names)
 
 
 @dataclass
@@ -89,10 +99,13 @@ class Transformed:
     dead_letters: list[DeadLetter]
 
     def table(self) -> pa.Table:
-        """Column by column: Arrow's row-wise `from_pylist` costs twenty times more per record."""
-        return pa.Table.from_pydict(
-            {name: [record[name] for record in self.records] for name in RECORD_SCHEMA.names}, schema=RECORD_SCHEMA
-        )
+        """Column by column: Arrow's row-wise `from_pylist` costs twenty times more per record, and
+        one `itemgetter` pass transposes the records in C instead of a Python loop per column."""
+        if not self.records:
+            return RECORD_SCHEMA.empty_table()
+        columns = zip(*map(_RECORD_FIELDS, self.records), strict=True)
+        arrays = [pa.array(column, field.type) for column, field in zip(columns, RECORD_SCHEMA, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=RECORD_SCHEMA)
 
 
 def _text_or_none(value: Any) -> Any:
