@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from common import BIN, CONTACTS_URL, MAILCHIMP_URL, REPO, start_contacts, start_mailchimp, stop
+from common import BIN, CONTACTS_URL, MAILCHIMP_URL, REPO, machine_cpu_s, start_contacts, start_mailchimp, stop
 
 ACME_KEY_ENV = "MAILCHIMP_KEY_ACME"
 LIST_ID = "1a2d7ebf82"
@@ -63,7 +63,7 @@ def full_sync(
         rows = []
         for database in state_databases:
             label = f"importer-{members}-{latency_ms:g}ms-{database}.txt"
-            importer_s, cpu_s, overhead_cpu_s, rss_mb = _import(
+            importer_s, cpu_s, overhead_cpu_s, rss_mb, machine_s = _import(
                 workdir / database, start.isoformat(), database, profile_dir and profile_dir / label
             )
             rows.append({
@@ -80,6 +80,7 @@ def full_sync(
                 "run_overhead_cpu_s": round(overhead_cpu_s, 1),
                 "cpu_us_per_contact": round((cpu_s - overhead_cpu_s) / total * 1e6, 1),
                 "importer_peak_rss_mb": rss_mb,
+                "machine_busy_cores": round(machine_s / importer_s, 2),
             })
         return rows
     finally:
@@ -100,8 +101,9 @@ def _baselines(key: str, window_end: datetime) -> tuple[float, float, int]:
     return ceiling_s, time.monotonic() - started, total
 
 
-def _import(workdir: Path, start: str, database: str, profile: Path | None) -> tuple[float, float, float, int]:
-    """(seconds, CPU seconds, CPU seconds of an empty window's run, peak RSS MB) of the full sync.
+def _import(workdir: Path, start: str, database: str, profile: Path | None) -> tuple[float, float, float, int, float]:
+    """(seconds, CPU seconds, CPU seconds of an empty window's run, peak RSS MB, the whole machine's
+    CPU seconds meanwhile: the simulators and PostgreSQL share its two cores) of the full sync.
 
     Each import gets a Contacts API simulator, a state and, on PostgreSQL, a database of its own,
     so none is answered from an earlier one's idempotency memory or sent-records store.
@@ -119,8 +121,10 @@ def _import(workdir: Path, start: str, database: str, profile: Path | None) -> t
         stack.callback(stop, contacts)
         subprocess.run([str(BIN / "importer-dagster"), "discover"], env=env, check=True, capture_output=True)
         _, overhead = _materialize(workdir, env, f"acme.{LIST_ID}|{start}-01:00", None)
+        machine_before = machine_cpu_s()
         seconds, usage = _materialize(workdir, env, f"acme.{LIST_ID}|{start}-00:00", profile)
-        return seconds, _cpu_s(usage), _cpu_s(overhead), round(usage.ru_maxrss / 1024)
+        machine_s = machine_cpu_s() - machine_before
+        return seconds, _cpu_s(usage), _cpu_s(overhead), round(usage.ru_maxrss / 1024), machine_s
 
 
 def _cpu_s(usage) -> float:

@@ -1,10 +1,9 @@
 """The sweep: one Mailchimp scan over consecutive windows of a list, each window streamed on.
 
 When a run does all three steps, they run as one stream: each settled chunk of members is
-written, transformed and handed to the exporter while Mailchimp is still paging. A full sync then
-costs about as long as its download, because transforming and exporting happen in the time the
-scan spends waiting on Mailchimp. Memory is bounded by the chunk and the batches in flight, never
-by the window.
+written, transformed and handed to the exporter while Mailchimp is still paging, so transforming
+and exporting use the time the scan spends waiting on Mailchimp instead of following it. Memory is
+bounded by the chunk and the batches in flight, never by the window.
 """
 
 from __future__ import annotations

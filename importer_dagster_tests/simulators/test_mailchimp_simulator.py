@@ -505,3 +505,16 @@ def test_serve_fleet_gives_each_account_its_own_key_and_lists_with_about_fifty_c
         changed = requests.get(base_url + f"/lists/{seen[0]}/members", params={**hour, "count": 1},
                                auth=("u", fleet_key(0)), timeout=10).json()["total_items"]
         assert 25 <= changed <= 75
+
+
+def test_serve_ends_the_48_hours_of_changes_where_it_is_told() -> None:
+    """The full-sync benchmark puts a whole list in one window this way, whatever the hour."""
+    with served("--members", "200", "--history-ends", "2026-01-01T01:00:00+00:00") as line:
+        base_url = line.rsplit(" ", 1)[1]
+        members = requests.get(
+            base_url + "/lists/1a2d7ebf82/members", params={"count": 1000, "fields": "members.last_changed"},
+            auth=("u", DEMO_KEYS["MAILCHIMP_KEY_ACME"]), timeout=10,
+        ).json()["members"]
+    changed = [datetime.fromisoformat(member["last_changed"]) for member in members]
+    assert len(changed) == 200
+    assert all(datetime(2025, 12, 30, 1, tzinfo=timezone.utc) <= at < datetime(2026, 1, 1, 1, tzinfo=timezone.utc) for at in changed)
