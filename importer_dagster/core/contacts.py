@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from importer_dagster.core.dead_letters import DeadLetter
-from importer_dagster.core.http import ApiClient, FatalHttpError, RetrySettings, dumps_body
+from importer_dagster.core.http import ApiClient, FatalHttpError, RetrySettings
 from importer_dagster.core.transform import member_id_of
 
 
@@ -69,12 +69,18 @@ class BatchAnswer:
         return {letter.member_id for letter in self.rejections}
 
 
+def encoded_record(record: dict[str, Any]) -> bytes:
+    """A record's JSON exactly as a batch's body carries it: canonical (sorted keys, compact), so
+    the same records always make the same body and the same idempotency key."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
 def post_batch(
     client: ApiClient, contacts_account: str, batch: Sequence[dict[str, Any]], *, scope: str, account: str
 ) -> BatchAnswer:
     """Import 1 to 1000 records; a rejected record is rejected alone and comes back as a dead letter."""
     path = f"/v1/accounts/{contacts_account}/contacts/import"
-    body = dumps_body({"records": batch})
+    body = orjson.dumps({"records": batch}, option=orjson.OPT_SORT_KEYS)
     key = idempotency_key(scope, body)
     answer = client.request_json("POST", path, body=body, headers={"Idempotency-Key": key}, account=account)
     if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from importer_dagster.core.changes import ChangeDetection
+from importer_dagster.core.changes import ChangeDetection, Outgoing
 from importer_dagster.core.contacts import BatchAnswer, post_batch
 from importer_dagster.core.dead_letters import DeadLetter, DeadLetters
 from importer_dagster.core.files import WindowFiles, WindowWriter
@@ -86,8 +86,8 @@ class Exporter:
         """Records taken so far, sent or skipped; an export resumed from the files starts after them."""
         self.sent = 0
         self._scope = f"{window.partition_key}\n{changes.salt if changes else ''}\n"
-        self._pending: list[dict[str, Any]] = []
-        self._in_flight: deque[Future[BatchAnswer]] = deque()
+        self._pending: list[Outgoing] = []
+        self._in_flight: deque[tuple[Future[BatchAnswer], list[Outgoing]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._writer: WindowWriter = files.writer(Stage.EXPORTED, window.list_key, window.window_key, BATCH_SCHEMA)
         self._answers: list[tuple[str, int, int, int, str, str]] = []
@@ -96,10 +96,11 @@ class Exporter:
     def add(self, records: Sequence[dict[str, Any]]) -> None:
         self.consumed += len(records)
         if self.changes is not None:
-            changed = self.changes.changed(self.window.list_key, records)
-            self.stats.skipped += len(records) - len(changed)
-            records = changed
-        self._pending.extend(records)
+            outgoing = self.changes.changed(self.window.list_key, records)
+            self.stats.skipped += len(records) - len(outgoing)
+        else:
+            outgoing = [(record, None) for record in records]
+        self._pending.extend(outgoing)
         while len(self._pending) >= self.batch_size:
             self._submit(self._pending[: self.batch_size])
             del self._pending[: self.batch_size]
@@ -112,13 +113,13 @@ class Exporter:
 
     @property
     def idle(self) -> bool:
-        return all(future.done() for future in self._in_flight)
+        return all(future.done() for future, _ in self._in_flight)
 
     def finish(self) -> ExportStats:
         self.flush()
         try:
             while self._in_flight:
-                self._settle(self._in_flight.popleft())
+                self._settle(*self._in_flight.popleft())
         finally:
             self._stop_pool()
         if self.changes is not None:
@@ -142,7 +143,7 @@ class Exporter:
             self._writer.abort()
 
     def _stop_pool(self) -> None:
-        for future in self._in_flight:
+        for future, _ in self._in_flight:
             future.cancel()
         if self._pool:
             self._pool.shutdown(wait=True)
@@ -163,20 +164,19 @@ class Exporter:
         )
         self._committed = True
 
-    def _submit(self, batch: list[dict[str, Any]]) -> None:
+    def _submit(self, batch: list[Outgoing]) -> None:
         self.sent += len(batch)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallelism, thread_name_prefix="contacts-import")
-        self._in_flight.append(
-            self._pool.submit(
-                post_batch, self.client, self.contacts_account, batch, scope=self._scope,
-                account=self.window.account_id,
-            )
+        future = self._pool.submit(
+            post_batch, self.client, self.contacts_account, [record for record, _ in batch],
+            scope=self._scope, account=self.window.account_id,
         )
+        self._in_flight.append((future, batch))
         while len(self._in_flight) > 2 * self.parallelism:
-            self._settle(self._in_flight.popleft())
+            self._settle(*self._in_flight.popleft())
 
-    def _settle(self, future: Future[BatchAnswer]) -> None:
+    def _settle(self, future: Future[BatchAnswer], batch: list[Outgoing]) -> None:
         answer = future.result()
         self._answers.append(
             (answer.idempotency_key, len(answer.batch), answer.accepted, len(answer.rejections),
@@ -187,7 +187,7 @@ class Exporter:
         self.stats.exported += answer.accepted
         self.stats.rejected += len(answer.rejections)
         if self.changes is not None:
-            self.changes.accepted(self.window.list_key, answer.batch, answer.rejected_member_ids)
+            self.changes.accepted(self.window.list_key, batch, answer.rejected_member_ids)
         if self.previously_dead:
             exported = {member_id_of(record) for record in answer.batch} - answer.rejected_member_ids
             self.dead_letters.resolve(

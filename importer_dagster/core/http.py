@@ -218,8 +218,3 @@ def _problem_detail(response: requests.Response) -> str:
         return ""
     text = problem.get("detail") or problem.get("title") or problem.get("error") or ""
     return f": {str(text)[:300]}" if text else ""
-
-
-def dumps_body(payload: Any) -> bytes:
-    """Canonical JSON bytes: the same payload always hashes, and so idempotency-keys, the same."""
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

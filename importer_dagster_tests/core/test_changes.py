@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from importer_dagster.core.changes import REMEMBER_EVERY, ChangeDetection, SentRecords, record_hash
+from importer_dagster.core.contacts import encoded_record
 from importer_dagster.core.state import state_engine
 from importer_dagster.throwaway_instance import throwaway_dagster_home
 
@@ -41,9 +42,14 @@ def test_a_hash_is_the_one_earlier_versions_stored():
     """Stores written before the hash was sped up must keep matching, or every contact is re-sent."""
     content = {name: value for name, value in record("m1").items() if name != "changed_at"}
     earlier = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-    assert record_hash(record("m1")) == earlier
-    assert record_hash(record("m1", changed_at="2026-12-06T11:00:00Z")) == earlier
-    assert record_hash(record("m1", email="b@example.com")) != earlier
+    assert record_hash(encoded_record(record("m1"))) == earlier
+    assert record_hash(encoded_record(record("m1", changed_at="2026-12-06T11:00:00Z"))) == earlier
+    assert record_hash(encoded_record(record("m1", email="b@example.com"))) != earlier
+
+
+def test_a_record_whose_time_was_not_validated_is_refused_rather_than_hashed_wrongly():
+    with pytest.raises(ValueError, match="validated record"):
+        record_hash(encoded_record(record("m1", changed_at="2026-12-06T10:00:00+00:00")))
 
 
 def test_a_first_sync_of_many_records_is_written_in_bulk_and_read_back(store: SentRecords):
@@ -71,13 +77,14 @@ def test_an_older_change_never_overwrites_a_newer_one_and_the_last_entry_of_a_me
 def test_accepted_records_reach_the_store_in_bulk_and_only_those_accepted(store: SentRecords):
     changes = ChangeDetection(store, timedelta(days=7), NOW)
     batch = [record(f"m{i}") for i in range(10)]
-    assert changes.changed(LIST_KEY, batch) == batch
+    outgoing = changes.changed(LIST_KEY, batch)
+    assert [sent for sent, _ in outgoing] == batch
 
-    changes.accepted(LIST_KEY, batch, rejected_member_ids={"m3"})
+    changes.accepted(LIST_KEY, outgoing, rejected_member_ids={"m3"})
     assert not store.known(LIST_KEY), f"held until {REMEMBER_EVERY} records or the end of the export"
     changes.flush(LIST_KEY)
 
     assert set(store.lookup(LIST_KEY, [f"m{i}" for i in range(10)])) == {f"m{i}" for i in range(10)} - {"m3"}
     again = ChangeDetection(store, timedelta(days=7), NOW)
     edited = record("m5", email="new@example.com")
-    assert again.changed(LIST_KEY, [*batch, edited]) == [batch[3], edited]
+    assert [sent for sent, _ in again.changed(LIST_KEY, [*batch, edited])] == [batch[3], edited]
