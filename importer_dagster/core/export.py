@@ -51,7 +51,8 @@ class Exporter:
     Batches are cut from the record sequence alone, whatever the chunks it arrived in, so the
     same window always makes the same batches and the same idempotency keys: a window exported
     again, streamed or from its files, is answered from the API's memory instead of imported twice.
-    Answers are settled in order, and at most two batches per connection wait in memory. The pool
+    Answers are settled in order, and at most two batches beyond one per connection wait in
+    memory: enough to keep every connection busy, and each batch held costs a megabyte. The pool
     is its own, not `ordered_parallel_map`, because batches are pushed as the scan produces them
     rather than pulled from an iterable.
     """
@@ -173,7 +174,7 @@ class Exporter:
             scope=self._scope, account=self.window.account_id,
         )
         self._in_flight.append((future, batch))
-        while len(self._in_flight) > 2 * self.parallelism:
+        while len(self._in_flight) > self.parallelism + 2:
             self._settle(*self._in_flight.popleft())
 
     def _settle(self, future: Future[BatchAnswer], batch: list[Outgoing]) -> None:

@@ -17,7 +17,10 @@ def ordered_parallel_map(
     """Like `ThreadPoolExecutor.map`, but it reads `items` lazily.
 
     The standard `map` submits the whole iterable up front; over a million-contact window that
-    would hold every page or batch in memory at once. Here at most two per worker are in flight.
+    would hold every page or batch in memory at once. Here at most two beyond one per worker are
+    in flight: every worker stays busy, and when the consumer is the slower side, as it is in a
+    full sync, each result waiting for it (a parsed page is about 1.5 MB) is memory and nothing
+    else.
     """
     workers = max(1, workers)
     source = iter(items)
@@ -25,7 +28,7 @@ def ordered_parallel_map(
         in_flight: deque[Future[Out]] = deque()
         try:
             while True:
-                while len(in_flight) < 2 * workers:
+                while len(in_flight) < workers + 2:
                     item = next(source, _END)
                     if item is _END:
                         break

@@ -9,17 +9,16 @@ bounded by the chunk and the batches in flight, never by the window.
 from __future__ import annotations
 
 import bisect
-import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from importer_dagster.core.http import ApiClient
 from importer_dagster.core.mailchimp import MemberScan, ScanStats, parse_last_changed
+from importer_dagster.core.memory import streaming_memory
 from importer_dagster.core.stream import WindowStream
 
 MAX_UNSETTLED_WINDOWS = 4
@@ -58,25 +57,6 @@ def _progress_logger(log: logging.Logger, label: str) -> Callable[[ScanStats], N
         )
 
     return report
-
-
-@contextmanager
-def _rare_garbage_collection() -> Iterator[None]:
-    """Members, records and batches hold no reference cycles: reference counting frees them.
-
-    Left at its defaults, Python's cycle collector runs a full pass every few pages over every
-    object in the process, Dagster's included; over a million members that was 40% of the
-    importer's CPU. Existing objects are set aside (`gc.freeze`) and passes are made rare for the
-    length of the sweep, then both are restored.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 class _Router:
@@ -142,7 +122,7 @@ def sweep_windows(
     )
     router = _Router(streams)
     try:
-        with _rare_garbage_collection():
+        with streaming_memory():
             for members in scan.batches():
                 router.route(members)
             router.finish()
