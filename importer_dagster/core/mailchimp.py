@@ -26,6 +26,7 @@ from requests.auth import HTTPBasicAuth
 from importer_dagster.core import settings
 from importer_dagster.core.accounts import Account
 from importer_dagster.core.http import ApiClient, RetryableHttpError, RetrySettings
+from importer_dagster.core.ordering import Settled
 from importer_dagster.core.parallel import ordered_parallel_map
 from importer_dagster.core.slots import ConnectionSlots
 
@@ -138,7 +139,7 @@ class _Page:
     members: list[dict[str, Any]]
     total: int
 
-    @property
+    @functools.cached_property
     def ids(self) -> set[str]:
         return {member.get("id") for member in self.members}
 
@@ -148,14 +149,16 @@ class _Deduplicator:
     """Drops rows already emitted, in O(size of one tie) memory rather than O(window).
 
     Rows arrive in ascending `last_changed`, so a row older than the newest emitted one has been
-    emitted already; only rows sharing the newest second need remembering by id.
+    emitted already; only rows sharing the newest second need remembering by id. Each row kept
+    leaves with its parsed time and id, which the router and the ordering read instead of parsing
+    the member again.
     """
 
     mark: datetime | None = None
     ids_at_mark: set[str] = field(default_factory=set)
     undated_ids: set[str] = field(default_factory=set)
 
-    def fresh(self, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def fresh(self, members: list[dict[str, Any]]) -> list[Settled]:
         kept = []
         for member in members:
             member_id = member.get("id")
@@ -163,7 +166,7 @@ class _Deduplicator:
             if changed is None:
                 if member_id not in self.undated_ids:
                     self.undated_ids.add(member_id)
-                    kept.append(member)
+                    kept.append((None, str(member_id), member))
                 continue
             if self.mark is not None and changed < self.mark:
                 continue
@@ -173,7 +176,7 @@ class _Deduplicator:
             else:
                 self.mark, self.ids_at_mark = changed, set()
             self.ids_at_mark.add(member_id)
-            kept.append(member)
+            kept.append((changed, str(member_id), member))
         return kept
 
 
@@ -218,7 +221,7 @@ class MemberScan:
         )
         return _Page(offset, list(payload.get("members") or []), int(payload.get("total_items", 0)))
 
-    def _emit(self, page: _Page, repair: bool = False) -> list[dict[str, Any]]:
+    def _emit(self, page: _Page, repair: bool = False) -> list[Settled]:
         self.stats.pages += 1
         self.stats.repair_pages += int(repair)
         if self.stats.lowest_total is None or page.total < self.stats.lowest_total:
@@ -237,7 +240,7 @@ class MemberScan:
         """
         return len(earlier.members) < self.page_size or bool(earlier.ids & later.ids)
 
-    def _bridge(self, anchor: _Page, target: _Page) -> Iterator[list[dict[str, Any]]]:
+    def _bridge(self, anchor: _Page, target: _Page) -> Iterator[list[Settled]]:
         """Re-read the rows that shifted out of sight between `anchor` and `target`.
 
         Walks back until a page overlaps what has been read, then forward page by page, each one
@@ -255,8 +258,9 @@ class MemberScan:
                 cursor += 2 * self.step
         raise RetryableHttpError(f"list {self.list_id} changed too fast to scan consistently")
 
-    def batches(self) -> Iterator[list[dict[str, Any]]]:
-        """Yields de-duplicated members in ascending `last_changed`, page by page."""
+    def batches(self) -> Iterator[list[Settled]]:
+        """Yields de-duplicated members in ascending `last_changed`, page by page, each as
+        (last_changed, id, member)."""
         first = self._fetch(0)
         self.stats.expected_pages = 1 + max(0, -(-(first.total - self.page_size) // self.step))
         yield self._emit(first)

@@ -33,10 +33,9 @@ class OrderedChunks:
         self._undated: list[Settled] = []
         self.count = 0
 
-    def add(self, member: Member, changed: datetime | None) -> None:
+    def add(self, row: Settled) -> None:
         self.count += 1
-        row = (changed, str(member.get("id")), member)
-        if changed is None:
+        if row[0] is None:
             self._undated.append(row)
             return
         self._rows.append(row)

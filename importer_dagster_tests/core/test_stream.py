@@ -41,7 +41,8 @@ def stream_window(members: list[dict], tmp_path, contacts_sim, max_invalid_share
         stream = WindowStream(WINDOW, files, records=RecordsStage(files, dead_letters, WINDOW, "test-run"),
                               exporter=exporter, max_invalid_share=max_invalid_share)
         for item in sorted(members, key=lambda m: (m["last_changed"], m["id"])):
-            stream.buffer.add(item, datetime.fromisoformat(item["last_changed"]).astimezone(timezone.utc))
+            changed = datetime.fromisoformat(item["last_changed"]).astimezone(timezone.utc)
+            stream.buffer.add((changed, item["id"], item))
         stream.complete()
         stream.source.commit({"fetched": stream.buffer.count})
         stream.records.commit()
