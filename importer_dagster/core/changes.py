@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from importer_dagster.core.contacts import encoded_record
@@ -34,9 +35,12 @@ class SentRecords:
     Written only after the API has answered a batch, and only for the records it accepted, so a
     crash before the write costs a re-send and a rejected record is always tried again. Upserts
     never let an older `changed_at` overwrite a newer one, so runs over different windows of the
-    same list can write at the same time. A big list's first sync writes a million rows, so they go
-    in bulk, in the driver's fastest form: `COPY` into a temporary table and one `INSERT … SELECT`
-    on PostgreSQL, one prepared statement over all rows in one transaction on SQLite.
+    same list can write at the same time. A big list's first sync writes a million rows, so each
+    write is one statement over all its rows, in key order: `COPY` into a temporary table and one
+    `INSERT … SELECT` on PostgreSQL; on SQLite one `INSERT … SELECT` over the rows passed as one
+    JSON text. Member ids are hashes, so unsorted rows land all over the key index; and one
+    statement runs entirely in the database library, without the per-row Python calls of an
+    executemany, and leaves the interpreter lock to the sweep's other threads while it runs.
     """
 
     def __init__(self, engine: sa.Engine):
@@ -76,10 +80,7 @@ class SentRecords:
             else:
                 column_type = sent_records_table.c.sent_at.type.dialect_impl(self.engine.dialect)
                 stored_at = column_type.bind_processor(self.engine.dialect)(sent_at)
-                connection.exec_driver_sql(
-                    _UPSERT.format(source="VALUES (?, ?, ?, ?, ?)"),
-                    [(list_key, member, digest, changed, stored_at) for member, digest, changed in latest.values()],
-                )
+                connection.exec_driver_sql(_SQLITE_UPSERT, (list_key, stored_at, orjson.dumps(list(latest.values()))))
 
 
 _UPSERT = """
@@ -88,6 +89,12 @@ ON CONFLICT (list_key, member_id) DO UPDATE
 SET record_hash = excluded.record_hash, changed_at = excluded.changed_at, sent_at = excluded.sent_at
 WHERE excluded.changed_at >= importer_sent_records.changed_at
 """
+_SQLITE_UPSERT = _UPSERT.format(
+    source="SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ? "
+    "FROM json_each(CAST(? AS TEXT)) WHERE true ORDER BY 2"
+)
+"""The rows arrive as one JSON array of [member id, hash, changed_at]. `WHERE true` is SQLite's
+rule for an upsert from a SELECT: without it, ON CONFLICT would parse as part of the join."""
 
 
 def _copy_upsert(
@@ -104,7 +111,9 @@ def _copy_upsert(
         )
         cursor.copy_expert("COPY incoming_sent_records FROM STDIN WITH (FORMAT csv)", text)
         cursor.execute(
-            _UPSERT.format(source="SELECT list_key, member_id, record_hash, changed_at, %s FROM incoming_sent_records"),
+            _UPSERT.format(
+                source="SELECT list_key, member_id, record_hash, changed_at, %s FROM incoming_sent_records ORDER BY member_id"
+            ),
             (sent_at,),
         )
     finally:
