@@ -12,11 +12,13 @@ from pathlib import Path
 
 import requests
 
-from common import BIN, CONTACTS_URL, MAILCHIMP_URL, REPO, machine_cpu_s, start_contacts, start_mailchimp, stop
+from common import BIN, CONTACTS_URL, MAILCHIMP_URL, REPO, cpu_by_role, machine_cpu_s, start_contacts, start_mailchimp, stop
 
 ACME_KEY_ENV = "MAILCHIMP_KEY_ACME"
 LIST_ID = "1a2d7ebf82"
 STATE_DATABASES = ("sqlite", "postgres")
+CORES = os.cpu_count()
+SIMULATORS = ("mailchimp_simulator", "contacts_simulator")
 
 
 def download(base_url: str, key: str, before: str, parallel: int, fields: str | None) -> int:
@@ -63,7 +65,7 @@ def full_sync(
         rows = []
         for database in state_databases:
             label = f"importer-{members}-{latency_ms:g}ms-{database}.txt"
-            importer_s, cpu_s, overhead_cpu_s, rss_mb, machine_s = _import(
+            importer_s, cpu_s, overhead_cpu_s, rss_mb, machine_s, simulators = _import(
                 workdir / database, start.isoformat(), database, profile_dir and profile_dir / label
             )
             rows.append({
@@ -81,6 +83,10 @@ def full_sync(
                 "cpu_us_per_contact": round((cpu_s - overhead_cpu_s) / total * 1e6, 1),
                 "importer_peak_rss_mb": rss_mb,
                 "machine_busy_cores": round(machine_s / importer_s, 2),
+                **{f"{role}_cpu_s": round(seconds, 1) for role, seconds in simulators.items()},
+                "rest_of_machine_cpu_s": round(machine_s - cpu_s - sum(simulators.values()), 1),
+                "cpu_bound_contacts_per_s": round(total * CORES / machine_s),
+                "cpu_bound_ratio_to_ceiling": round(CORES * ceiling_s / machine_s, 3),
             })
         return rows
     finally:
@@ -101,9 +107,17 @@ def _baselines(key: str, window_end: datetime) -> tuple[float, float, int]:
     return ceiling_s, time.monotonic() - started, total
 
 
-def _import(workdir: Path, start: str, database: str, profile: Path | None) -> tuple[float, float, float, int, float]:
+def _import(
+    workdir: Path, start: str, database: str, profile: Path | None
+) -> tuple[float, float, float, int, float, dict[str, float]]:
     """(seconds, CPU seconds, CPU seconds of an empty window's run, peak RSS MB, the whole machine's
-    CPU seconds meanwhile: the simulators and PostgreSQL share its two cores) of the full sync.
+    CPU seconds meanwhile, and each simulator's: the simulators and PostgreSQL share its two cores)
+    of the full sync.
+
+    The machine's CPU per contact sets how fast it could import at all: at that cost, every core
+    busy all the time gives `cpu_bound_contacts_per_s`. PostgreSQL is in the rest of the machine's
+    CPU rather than a figure of its own: its backends' time is only counted when they exit, and
+    then all of it, including what earlier runs had them do.
 
     Each import gets a Contacts API simulator, a state and, on PostgreSQL, a database of its own,
     so none is answered from an earlier one's idempotency memory or sent-records store.
@@ -121,10 +135,11 @@ def _import(workdir: Path, start: str, database: str, profile: Path | None) -> t
         stack.callback(stop, contacts)
         subprocess.run([str(BIN / "importer-dagster"), "discover"], env=env, check=True, capture_output=True)
         _, overhead = _materialize(workdir, env, f"acme.{LIST_ID}|{start}-01:00", None)
-        machine_before = machine_cpu_s()
+        machine_before, roles_before = machine_cpu_s(), cpu_by_role()
         seconds, usage = _materialize(workdir, env, f"acme.{LIST_ID}|{start}-00:00", profile)
-        machine_s = machine_cpu_s() - machine_before
-        return seconds, _cpu_s(usage), _cpu_s(overhead), round(usage.ru_maxrss / 1024), machine_s
+        machine_s, roles_after = machine_cpu_s() - machine_before, cpu_by_role()
+        simulators = {role: roles_after[role] - roles_before[role] for role in SIMULATORS}
+        return seconds, _cpu_s(usage), _cpu_s(overhead), round(usage.ru_maxrss / 1024), machine_s, simulators
 
 
 def _cpu_s(usage) -> float:
