@@ -193,12 +193,12 @@ class ChangeDetection:
                 changed.append((record, (member_id, digest, record["changed_at"])))
         return changed
 
-    def accepted(self, list_key: str, batch: Sequence[Outgoing], rejected_member_ids: set[str]) -> None:
+    def accepted(self, list_key: str, batch: Sequence[Remembered], rejected_member_ids: set[str]) -> None:
         """A batch the API answered: its accepted records are remembered, its rejected ones tried again."""
         if rejected_member_ids:
-            self._accepted += [entry for _, entry in batch if entry[0] not in rejected_member_ids]
+            self._accepted += [entry for entry in batch if entry[0] not in rejected_member_ids]
         else:
-            self._accepted += [entry for _, entry in batch]
+            self._accepted += batch
         if len(self._accepted) >= REMEMBER_EVERY:
             self.flush(list_key)
 

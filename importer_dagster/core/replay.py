@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from importer_dagster.core.contacts import post_batch
+from importer_dagster.core.contacts import EncodedBatch, post_batch
 from importer_dagster.core.dead_letters import DeadLetter, DeadLetters
 from importer_dagster.core.http import ApiClient
 from importer_dagster.core.transform import member_id_of, transform_members
@@ -57,7 +57,7 @@ def replay_dead_letters(
     scope = f"replay\n{run_id}\n{partition_key(list_key, window_key)}\n"
     for start in range(0, len(records), batch_size):
         batch = records[start : start + batch_size]
-        answer = post_batch(client, contacts_account, batch, scope=scope, account=account_id)
+        answer = post_batch(client, contacts_account, EncodedBatch.of(batch), scope=scope, account=account_id)
         posted += [member_id_of(record) for record in batch]
         rejections += answer.rejections
         stats.exported += answer.accepted

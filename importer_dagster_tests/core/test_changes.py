@@ -80,7 +80,7 @@ def test_accepted_records_reach_the_store_in_bulk_and_only_those_accepted(store:
     outgoing = changes.changed(LIST_KEY, batch)
     assert [sent for sent, _ in outgoing] == batch
 
-    changes.accepted(LIST_KEY, outgoing, rejected_member_ids={"m3"})
+    changes.accepted(LIST_KEY, [remembered for _, remembered in outgoing], rejected_member_ids={"m3"})
     assert not store.known(LIST_KEY), f"held until {REMEMBER_EVERY} records or the end of the export"
     changes.flush(LIST_KEY)
 

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from importer_dagster.core.contacts import contacts_client, encoded_record, post_batch
+from importer_dagster.core.contacts import EncodedBatch, contacts_client, encoded_record, post_batch
 from importer_dagster.core.http import RetrySettings
 from importer_dagster_tests.fixtures import CONTACTS_KEY
 
@@ -24,7 +24,7 @@ def test_a_batch_body_holds_each_record_exactly_as_change_detection_hashed_it(co
     body = b'{"records":[' + b",".join(encoded_record(sent) for sent in batch) + b"]}"
 
     with contacts_client(contacts_sim.base_url, CONTACTS_KEY, "test-run", parallelism=1, retry=RetrySettings()) as client:
-        answer = post_batch(client, "acme-contacts", batch, scope=SCOPE, account="acme")
+        answer = post_batch(client, "acme-contacts", EncodedBatch.of(batch), scope=SCOPE, account="acme")
 
     assert answer.idempotency_key == hashlib.sha256(SCOPE.encode() + body).hexdigest()
     assert answer.accepted == 3 and not answer.rejections
