@@ -143,30 +143,27 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         account: str | None = None,
     ) -> Any:
-        """Send one request and return its JSON, or raise a classified HttpError.
+        """Send one request and return its JSON, or raise a classified HttpError."""
+        return self.request(method, path, params=params, body=body, headers=headers, account=account).json()
 
-        A 200 whose body is not JSON (a truncated page) is sent again while the request has used
-        fewer than `attempts` retries in all, counting urllib3's own: the re-read shares the
-        budget instead of multiplying it.
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        account: str | None = None,
+    ) -> Answer:
+        """Send one request; its status is classified now, its JSON read when `Answer.json` is called.
+
+        The bytes that arrived are a fraction of the memory their JSON takes once parsed, so a
+        caller that fetches ahead (the member scan) holds answers and parses each one as it uses it.
         """
-        url = f"{self.base_url}{path}"
-        account = account or self.account
-        sends = 0
-        while True:
-            response = self._send(method, url, params, body, headers, path)
-            sends += 1 + self._count_retries(response, account)
-            if response.status_code >= 300:
-                raise self._classify(response, method, path)
-            try:
-                return orjson.loads(response.content)
-            except orjson.JSONDecodeError:
-                metrics.count("requests.retried", 1, account, api=self.api, cause="malformed_json")
-                if sends > self._retry.attempts:
-                    raise RetryableHttpError(
-                        f"{self.describe}: {method} {path} returned malformed JSON ({sends} attempts)",
-                        response.status_code,
-                    ) from None
-                time.sleep(min(self._retry.backoff_s * 2 ** (sends - 1), self._retry.backoff_max_s))
+        answer = Answer(self, method, path, params, body, headers, account or self.account)
+        answer.send()
+        return answer
 
     def _send(
         self,
@@ -207,6 +204,51 @@ class ApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+@dataclass
+class Answer:
+    """A successful response whose JSON is read on demand.
+
+    A 200 whose body is not JSON (a truncated page) is sent again while the request has used
+    fewer than `attempts` retries in all, counting urllib3's own: the re-read shares the budget
+    instead of multiplying it, wherever the JSON is read.
+    """
+
+    client: ApiClient
+    method: str
+    path: str
+    params: Mapping[str, Any] | None
+    body: bytes | None
+    headers: Mapping[str, str] | None
+    account: str
+    content: bytes = b""
+    status: int = 0
+    sends: int = 0
+
+    def send(self) -> None:
+        client = self.client
+        response = client._send(self.method, f"{client.base_url}{self.path}", self.params, self.body, self.headers,
+                                self.path)
+        self.sends += 1 + client._count_retries(response, self.account)
+        if response.status_code >= 300:
+            raise client._classify(response, self.method, self.path)
+        self.content, self.status = response.content, response.status_code
+
+    def json(self) -> Any:
+        retry = self.client._retry
+        while True:
+            try:
+                return orjson.loads(self.content)
+            except orjson.JSONDecodeError:
+                metrics.count("requests.retried", 1, self.account, api=self.client.api, cause="malformed_json")
+                if self.sends > retry.attempts:
+                    raise RetryableHttpError(
+                        f"{self.client.describe}: {self.method} {self.path} returned malformed JSON ({self.sends} attempts)",
+                        self.status,
+                    ) from None
+                time.sleep(min(retry.backoff_s * 2 ** (self.sends - 1), retry.backoff_max_s))
+                self.send()
 
 
 def _problem_detail(response: requests.Response) -> str:

@@ -12,15 +12,14 @@ Out = TypeVar("Out")
 
 
 def ordered_parallel_map(
-    function: Callable[[In], Out], items: Iterable[In], workers: int, name: str
+    function: Callable[[In], Out], items: Iterable[In], workers: int, name: str, ahead: int = 2
 ) -> Iterator[Out]:
     """Like `ThreadPoolExecutor.map`, but it reads `items` lazily.
 
     The standard `map` submits the whole iterable up front; over a million-contact window that
-    would hold every page or batch in memory at once. Here at most two beyond one per worker are
-    in flight: every worker stays busy, and when the consumer is the slower side, as it is in a
-    full sync, each result waiting for it (a parsed page is about 1.5 MB) is memory and nothing
-    else.
+    would hold every page or batch in memory at once. Here at most `ahead` beyond one per worker
+    are in flight: every worker stays busy, and the results waiting for a consumer that pauses
+    are bounded by what the caller can afford to hold.
     """
     workers = max(1, workers)
     source = iter(items)
@@ -28,7 +27,7 @@ def ordered_parallel_map(
         in_flight: deque[Future[Out]] = deque()
         try:
             while True:
-                while len(in_flight) < workers + 2:
+                while len(in_flight) < workers + ahead:
                     item = next(source, _END)
                     if item is _END:
                         break
