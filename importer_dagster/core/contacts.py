@@ -45,7 +45,7 @@ def contacts_client(
 def verify_account(client: ApiClient, contacts_account: str, *, account: str) -> None:
     """An authenticated call that costs next to nothing: a wrong key fails the run even when change
     detection leaves nothing to send, instead of going unnoticed until a contact changes."""
-    client.request_json("GET", f"/v1/accounts/{contacts_account}", account=account)
+    client.request("GET", f"/v1/accounts/{contacts_account}", account=account).json()
 
 
 def idempotency_key(scope: str, body: bytes) -> str:
@@ -105,7 +105,7 @@ def post_batch(
     """Import 1 to 1000 records; a rejected record is rejected alone and comes back as a dead letter."""
     path = f"/v1/accounts/{contacts_account}/contacts/import"
     key = idempotency_key(scope, batch.body)
-    answer = client.request_json("POST", path, body=batch.body, headers={"Idempotency-Key": key}, account=account)
+    answer = client.request("POST", path, body=batch.body, headers={"Idempotency-Key": key}, account=account).json()
     if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
         raise FatalHttpError(f"Contacts API: POST {path} answered an unexpected body")
     rejected = answer.get("rejected") or []

@@ -133,19 +133,6 @@ class ApiClient:
             text = text.replace(secret, "[redacted]")
         return text
 
-    def request_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        account: str | None = None,
-    ) -> Any:
-        """Send one request and return its JSON, or raise a classified HttpError."""
-        return self.request(method, path, params=params, body=body, headers=headers, account=account).json()
-
     def request(
         self,
         method: str,

@@ -117,11 +117,11 @@ def _parse_time(value: str) -> datetime | None:
 def iter_lists(client: ApiClient, page_size: int = 1000) -> Iterator[dict[str, Any]]:
     offset = 0
     while True:
-        page = client.request_json(
+        page = client.request(
             "GET",
             "/lists",
             params={"count": page_size, "offset": offset, "fields": "lists.id,lists.name,total_items"},
-        )
+        ).json()
         lists = page.get("lists") or []
         yield from lists
         offset += len(lists)
