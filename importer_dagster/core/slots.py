@@ -41,6 +41,16 @@ def _backoff() -> None:
     time.sleep(0.005 + random.random() * 0.02)
 
 
+_held_here: set[Path] = set()
+"""Slot files this process's threads hold: a hold tries the others first, and so does not spend
+a system call on each slot a sibling thread already has. In a full sync ten page threads share
+ten slots, and picking at random took five attempts per request, twice as many calls releasing
+and taking back the interpreter lock."""
+_held_here_lock = threading.Lock()
+os.register_at_fork(after_in_child=_held_here.clear)
+"""A forked child holds none of them: its parent's threads release theirs in the parent."""
+
+
 class FileSlots:
     """A counting semaphore across every process on the host, one per API account."""
 
@@ -50,21 +60,36 @@ class FileSlots:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        order = random.sample(self._paths, len(self._paths))
         while True:
-            for path in order:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                try:
-                    yield
-                finally:
-                    os.close(fd)
-                return
+            taken = self._take_one()
+            if taken is not None:
+                break
             _backoff()
+        path, descriptor = taken
+        try:
+            yield
+        finally:
+            os.close(descriptor)
+            with _held_here_lock:
+                _held_here.discard(path)
+
+    def _take_one(self) -> tuple[Path, int] | None:
+        """A slot no thread here holds and no other process has locked, or None if all are taken."""
+        for path in random.sample(self._paths, len(self._paths)):
+            with _held_here_lock:
+                if path in _held_here:
+                    continue
+                _held_here.add(path)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                with _held_here_lock:
+                    _held_here.discard(path)
+                continue
+            return path, descriptor
+        return None
 
 
 _NOW_MS = """

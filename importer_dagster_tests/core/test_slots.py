@@ -5,11 +5,14 @@ Over the real Redis on 127.0.0.1:6379, which .ci/run starts when it is down.
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,40 @@ def test_a_holder_killed_with_sigkill_gives_its_leases_back_when_they_expire():
 def test_the_budget_is_shared_through_redis_when_it_is_configured(tmp_path):
     assert isinstance(connection_slots("acme", 10, slots_dir=tmp_path, redis_url=REDIS_URL), RedisLeases)
     assert isinstance(connection_slots("acme", 10, slots_dir=tmp_path, redis_url=None), FileSlots)
+
+
+
+def test_a_thread_takes_the_slot_its_sibling_threads_left_free_at_the_first_attempt(tmp_path, monkeypatch):
+    """Ten page threads share ten slots: a hold must not try, one by one, the slots the others have."""
+    slots = FileSlots(tmp_path, "acme", 10)
+    siblings_hold, release = threading.Barrier(10), threading.Event()
+
+    def hold_until_released() -> None:
+        with slots.hold():
+            siblings_hold.wait()
+            release.wait()
+
+    siblings = [threading.Thread(target=hold_until_released) for _ in range(9)]
+    for sibling in siblings:
+        sibling.start()
+    siblings_hold.wait()
+    real_flock, attempts = fcntl.flock, []
+
+    def counted_flock(descriptor: int, operation: int) -> None:
+        attempts.append(operation)
+        real_flock(descriptor, operation)
+
+    monkeypatch.setattr(fcntl, "flock", counted_flock)
+    try:
+        with slots.hold():
+            pass
+    finally:
+        release.set()
+        for sibling in siblings:
+            sibling.join()
+
+    assert attempts == [fcntl.LOCK_EX | fcntl.LOCK_NB]
+    with ExitStack() as every_slot:
+        for _ in range(10):
+            every_slot.enter_context(slots.hold())
+        assert len(attempts) == 11, "each slot came back when its holder let go"
