@@ -47,8 +47,17 @@ a system call on each slot a sibling thread already has. In a full sync ten page
 ten slots, and picking at random took five attempts per request, twice as many calls releasing
 and taking back the interpreter lock."""
 _held_here_lock = threading.Lock()
-os.register_at_fork(after_in_child=_held_here.clear)
-"""A forked child holds none of them: its parent's threads release theirs in the parent."""
+
+
+def _forget_after_fork() -> None:
+    """A forked child holds none of them (its parent's threads release theirs in the parent), and
+    a lock some other thread held at the fork would never be released in the child."""
+    global _held_here_lock
+    _held_here.clear()
+    _held_here_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class FileSlots:
@@ -80,14 +89,18 @@ class FileSlots:
                 if path in _held_here:
                     continue
                 _held_here.add(path)
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            descriptor = None
             try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(descriptor)
+            except BaseException as error:
+                if descriptor is not None:
+                    os.close(descriptor)
                 with _held_here_lock:
                     _held_here.discard(path)
-                continue
+                if isinstance(error, BlockingIOError):
+                    continue
+                raise
             return path, descriptor
         return None
 
