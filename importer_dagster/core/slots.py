@@ -79,8 +79,7 @@ class FileSlots:
             yield
         finally:
             os.close(descriptor)
-            with _held_here_lock:
-                _held_here.discard(path)
+            _unmark(path)
 
     def _take_one(self) -> tuple[Path, int] | None:
         """A slot no thread here holds and no other process has locked, or None if all are taken."""
@@ -91,18 +90,32 @@ class FileSlots:
                 _held_here.add(path)
             descriptor = None
             try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BaseException as error:
-                if descriptor is not None:
-                    os.close(descriptor)
-                with _held_here_lock:
-                    _held_here.discard(path)
-                if isinstance(error, BlockingIOError):
-                    continue
-                raise
-            return path, descriptor
+                descriptor = _lock_or_none(path)
+            finally:
+                if descriptor is None:
+                    _unmark(path)
+            if descriptor is not None:
+                return path, descriptor
         return None
+
+
+def _unmark(path: Path) -> None:
+    with _held_here_lock:
+        _held_here.discard(path)
+
+
+def _lock_or_none(path: Path) -> int | None:
+    """The slot file's descriptor, locked, or None if another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 _NOW_MS = """

@@ -83,7 +83,6 @@ def test_the_budget_is_shared_through_redis_when_it_is_configured(tmp_path):
     assert isinstance(connection_slots("acme", 10, slots_dir=tmp_path, redis_url=None), FileSlots)
 
 
-
 def test_a_thread_takes_the_slot_its_sibling_threads_left_free_at_the_first_attempt(tmp_path, monkeypatch):
     """Ten page threads share ten slots: a hold must not try, one by one, the slots the others have."""
     slots = FileSlots(tmp_path, "acme", 10)
