@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -192,6 +193,15 @@ def test_a_full_batch_of_1000_is_accepted(sim: ContactsSimulator) -> None:
         ({"list_id": "otherlist1"}, "external_id must be '<list_id>:<member id>'"),
         ({"changed_at": "2024-05-01 10:00:00"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
         ({"changed_at": "2024-02-30T10:00:00Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"changed_at": "2023-02-29T10:00:00Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"changed_at": "2024-05-01T24:00:00Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"changed_at": "2024-05-01T23:59:60Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"changed_at": "0000-05-01T10:00:00Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"changed_at": "\uff12024-05-01T10:00:00Z"}, "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"),
+        ({"email": "\u00c9va@example.com"}, "email must be lower-case"),
+        ({"list_id": f"{LIST}:b"}, "external_id must be '<list_id>:<member id>'"),
+        ({"vip": 1}, "vip must be a boolean"),
+        ({"tags": "vip"}, "tags must be a list of strings"),
         ({"tags": ["a", 1]}, "tags must be a list of strings"),
         ({"tags": None}, "tags must be a list of strings"),
         ({"language": ["en"]}, "language must be a string or null"),
@@ -210,6 +220,30 @@ def test_invalid_records_are_rejected_one_by_one(sim: ContactsSimulator, bad: di
     }
     assert set(sim.contacts(ACCOUNT)) == {f"{LIST}:ok1", f"{LIST}:ok2"}
     assert f"{LIST}:bad" not in sim.import_counts(ACCOUNT)
+
+
+def test_an_external_id_without_a_member_id_is_rejected(sim: ContactsSimulator) -> None:
+    answer = post(sim, [record("ok"), record(external_id=f"{LIST}:")])
+
+    assert answer.json() == {
+        "accepted": 1,
+        "rejected": [{"index": 1, "external_id": f"{LIST}:", "reason": "external_id must be '<list_id>:<member id>'"}],
+    }
+
+
+def test_records_outside_the_plain_ascii_shape_are_still_accepted(sim: ContactsSimulator) -> None:
+    """Most batches are judged in one pydantic-core call whose schema is stricter than the
+    contract; what it cannot vouch for is judged by the exact checks, never refused for that."""
+    unusual = [
+        record("m1", email="zo\u00eb@example.com"),
+        record("m2", first_name="\u00c5sa", language=None),
+        record("m3", email="m3@b\u00fccher.example"),
+    ]
+
+    answer = post(sim, [record("m0"), *unusual])
+
+    assert answer.json() == {"accepted": 4, "rejected": []}
+    assert sim.contacts(ACCOUNT)[f"{LIST}:m1"]["email"] == "zo\u00eb@example.com"
 
 
 def test_a_record_without_a_usable_external_id_is_rejected_with_a_null_id(sim: ContactsSimulator) -> None:
@@ -380,6 +414,38 @@ def test_everything_survives_a_restart_on_the_same_file(tmp_path: Path) -> None:
         assert post(second, body=body, key="batch-1").content == answer.content
         assert post(second, [record("m2")], key="batch-1").status_code == 409
         assert second.import_counts(ACCOUNT) == {f"{LIST}:m1": 1}
+
+
+def test_a_file_from_before_the_audit_log_held_the_records_keeps_its_contacts(tmp_path: Path) -> None:
+    """Earlier simulators kept current contacts in a table of their own; the demo's file outlives
+    an upgrade, so opening one moves each contact's text to the audit row it came from."""
+    db = tmp_path / "contacts.sqlite3"
+    old, newer = record("m1", first_name="Old"), record("m1", first_name="New", changed_at="2024-05-02T10:00:00Z")
+    with sqlite3.connect(db) as connection:
+        connection.executescript(
+            """
+            CREATE TABLE contacts (account TEXT NOT NULL, external_id TEXT NOT NULL, record_json TEXT NOT NULL,
+                changed_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (account, external_id));
+            CREATE TABLE imports (id INTEGER PRIMARY KEY, account TEXT NOT NULL, external_id TEXT NOT NULL,
+                changed_at TEXT NOT NULL, idempotency_key TEXT NOT NULL, correlation_id TEXT, received_at TEXT NOT NULL);
+            CREATE TABLE idempotency (account TEXT NOT NULL, key TEXT NOT NULL, body_sha256 TEXT NOT NULL,
+                response_json TEXT NOT NULL, PRIMARY KEY (account, key));
+            """
+        )
+        connection.executemany(
+            "INSERT INTO imports (account, external_id, changed_at, idempotency_key, received_at) VALUES (?, ?, ?, ?, ?)",
+            [(ACCOUNT, f"{LIST}:m1", "2024-05-02T10:00:00Z", "k2", "t2"), (ACCOUNT, f"{LIST}:m1", "2024-05-01T10:00:00Z", "k1", "t1")],
+        )
+        connection.execute(
+            "INSERT INTO contacts VALUES (?, ?, ?, ?, ?)",
+            (ACCOUNT, f"{LIST}:m1", json.dumps(newer), newer["changed_at"], "t2"),
+        )
+
+    with ContactsSimulator(KEY, db_path=db) as upgraded:
+        assert upgraded.contacts(ACCOUNT) == {f"{LIST}:m1": newer}
+        assert upgraded.import_counts(ACCOUNT) == {f"{LIST}:m1": 2}
+        assert post(upgraded, [old]).json() == {"accepted": 1, "rejected": []}
+        assert upgraded.contacts(ACCOUNT) == {f"{LIST}:m1": newer}
 
 
 def test_without_a_path_the_database_is_temporary() -> None:
