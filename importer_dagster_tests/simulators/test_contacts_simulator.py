@@ -127,6 +127,22 @@ def test_reading_an_account_proves_the_key_and_no_import_fault_touches_it(sim: C
     assert sim.faults.burst_503 == 1, "the burst is still waiting for an import"
 
 
+def test_an_account_read_counts_distinct_contacts_as_imports_go_on(sim: ContactsSimulator) -> None:
+    def counted(account: str = ACCOUNT) -> int:
+        answer = requests.get(f"{sim.base_url}/v1/accounts/{account}", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+        return answer.json()["contacts"]
+
+    post(sim, [record("m1"), record("m2")])
+    assert counted() == 2
+    post(sim, [record("m2", first_name="Again"), record("m3")])
+    post(sim, [record("m9")], account="other-account")
+    assert counted() == 3
+    assert counted("other-account") == 1
+    sim.reset()
+    post(sim, [record("m4")])
+    assert counted() == 1
+
+
 def test_the_key_is_never_echoed_logged_or_stored(sim: ContactsSimulator, tmp_path: Path) -> None:
     answers = [post(sim), post(sim, api_key="not-the-key"), post(sim, key=None)]
 
