@@ -108,6 +108,15 @@ class Cluster:
         logs = "\n".join(f"--- {host.name}\n{self.log(host).read_text()[-2000:]}" for host in self.hosts)
         raise AssertionError(f"runs did not finish in {timeout_s} s:\n{logs}")
 
+    def wait_until_stepping(self, run_ids: list[str], timeout_s: float = 300) -> None:
+        """Until every run's step has started: each is on a host, past its start-up."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START) for run_id in run_ids):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the steps of {run_ids} did not start in {timeout_s} s")
+
     def executed_on(self, run_id: str) -> list[str]:
         """The worker hosts that took the run's step, in order: from the run's own engine events."""
         names = []
@@ -283,7 +292,8 @@ def test_both_hosts_together_keep_an_account_within_ten_connections(cluster: Clu
     the run queue does not hold one back), each on its own host, each paging in parallel.
 
     1,200 members of each list change in the latest hour, which the other tests leave alone: 12
-    pages a list at 100 members a page."""
+    pages a list at 100 members a page. Member pages are held until both steps have started, so
+    the runs page at the same time however long either host takes to start its run."""
     cluster.ensure_workers()
     account = 3
     keys = [key for key in list_keys() if key.startswith(f"fleet{account}.")][:6]
@@ -291,14 +301,18 @@ def test_both_hosts_together_keep_an_account_within_ten_connections(cluster: Clu
         cluster.mailchimp.touch(key.split(".")[1], count=1200, at=NOW - timedelta(minutes=50),
                                 merge_fields={"FNAME": "Budget"})
     cluster.mailchimp.faults.page_delay_s = 0.2
+    cluster.mailchimp.faults.hold_pages = True
     try:
         run_ids = cluster.submit([
             dg.RunRequest(job_name=GROUP.job_name, run_config=SMALL_PAGES,
                           tags=range_tags(partition_key(half[0], LATEST), partition_key(half[-1], LATEST)))
             for half in (keys[:3], keys[3:])
         ])
+        cluster.wait_until_stepping(run_ids)
+        cluster.mailchimp.faults.hold_pages = False
         runs = cluster.wait(run_ids)
     finally:
+        cluster.mailchimp.faults.hold_pages = False
         cluster.mailchimp.faults.page_delay_s = 0.0
 
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 2

@@ -39,6 +39,8 @@ ERROR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 MAX_COUNT = 1000
+_HOLD_POLL_S = 0.05
+"""How often a held page looks whether it may be answered."""
 BOUNDS = ("exclusive-inclusive", "inclusive-exclusive")
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
 _STATUS_WEIGHTS = (0.80, 0.10, 0.04, 0.03, 0.02, 0.01)
@@ -89,6 +91,9 @@ class MailchimpFaults:
     malformed_json: int = 0
     malformed_member_rate: float = 0.0
     touch_after_page: int = 0
+    hold_pages: bool = False
+    """While set, member pages wait to be answered: a test holds them until every run it started
+    is under way, so the runs page at the same time whatever each one's start-up takes."""
 
 
 @dataclass
@@ -1027,6 +1032,8 @@ class MailchimpSimulator:
             malformed = self.faults.malformed_json > 0
             if malformed:
                 self.faults.malformed_json -= 1
+        while self.faults.hold_pages:
+            time.sleep(_HOLD_POLL_S)
         time.sleep(delay)
         with self._lock:
             selection = data.select(since, before, None if status is None else _STATUS_CODE[status], sort_field,
@@ -1104,6 +1111,10 @@ class MailchimpSimulator:
             if name not in defaults:
                 raise ValueError(f"unknown fault {name!r}")
             kind = type(defaults[name])
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"fault {name!r} must be a bool")
+                continue
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not numeric or (kind is int and not isinstance(value, int)):
                 raise ValueError(f"fault {name!r} must be a {kind.__name__}")

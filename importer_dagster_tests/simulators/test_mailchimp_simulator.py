@@ -309,6 +309,20 @@ def test_slow_pages_delay_only_the_next_members_pages(sim: MailchimpSimulator) -
     assert sim.faults.slow_pages == 0
 
 
+def test_held_pages_are_answered_only_once_released(sim: MailchimpSimulator) -> None:
+    sim.faults.hold_pages = True
+    answers: list[requests.Response] = []
+    waiting = threading.Thread(target=lambda: answers.append(get(sim, f"/lists/{ALPHA}/members")))
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive() and not answers, "a held page waits"
+    assert get(sim, "/lists").status_code == 200, "only member pages are held"
+
+    sim.faults.hold_pages = False
+    waiting.join(timeout=10)
+    assert [answer.status_code for answer in answers] == [200]
+
+
 def test_malformed_members_cycle_through_bad_data_deterministically(sim: MailchimpSimulator) -> None:
     clean = get(sim, f"/lists/{ALPHA}/members", count=500).json()["members"]
     sim.faults.malformed_member_rate = 0.5
@@ -411,6 +425,9 @@ def test_admin_endpoints_need_no_auth_and_never_reveal_keys(fresh: MailchimpSimu
     assert merged["burst_429"] == 1 and fresh.faults.burst_429 == 1
     assert requests.post(f"{admin}/faults", json={"nope": 1}, timeout=10).status_code == 400
     assert requests.post(f"{admin}/faults", json={"burst_429": "x"}, timeout=10).status_code == 400
+    assert requests.post(f"{admin}/faults", json={"hold_pages": 1}, timeout=10).status_code == 400
+    assert requests.post(f"{admin}/faults", json={"hold_pages": True}, timeout=10).json()["hold_pages"] is True
+    assert requests.post(f"{admin}/faults", json={"hold_pages": False}, timeout=10).json()["hold_pages"] is False
     assert get(fresh, "/ping").status_code == 429
     requests.post(f"{admin}/faults", json={"bodyless_403": 3}, timeout=10)
     assert requests.post(f"{admin}/faults/reset", timeout=10).json() == dataclasses.asdict(MailchimpFaults())
