@@ -206,11 +206,12 @@ def _plainly_acceptable(records: list[Any]) -> bool:
         _PLAIN_RECORDS.validate_python(records)
     except ValidationError:
         return False
-    return all(
-        external_id.startswith(list_id) and external_id[len(list_id) : len(list_id) + 1] == ":"
-        and len(external_id) > len(list_id) + 1
-        for external_id, list_id in map(_ID_AND_LIST, records)
-    )
+    return all(_is_member_of(external_id, list_id) for external_id, list_id in map(_ID_AND_LIST, records))
+
+
+def _is_member_of(external_id: str, list_id: str) -> bool:
+    """Whether the id reads '<list_id>:<member id>', with a member id."""
+    return external_id.startswith(f"{list_id}:") and len(external_id) > len(list_id) + 1
 
 
 def _utc_now() -> str:
@@ -258,7 +259,7 @@ def _record_problem(record: dict[str, Any]) -> str | None:
         return f"invalid status {record['status']!r}"
     if not isinstance(list_id, str) or not list_id:
         return "list_id must be a non-empty string"
-    if not external_id.startswith(f"{list_id}:") or len(external_id) == len(list_id) + 1:
+    if not _is_member_of(external_id, list_id):
         return "external_id must be '<list_id>:<member id>'"
     if not _is_timestamp(record["changed_at"]):
         return "changed_at must be 'YYYY-MM-DDTHH:MM:SSZ'"
