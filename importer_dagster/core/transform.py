@@ -1,29 +1,28 @@
 """Mailchimp member → Contacts API record: pure functions, no Dagster, no I/O.
 
-Validation is pydantic's, run once over a whole chunk of members (fast, in Rust). Its errors
-carry each failing member's index, so one bad contact becomes a dead letter with its reason
-instead of failing the window, and the rest of the chunk is never validated twice.
+Mapping and validation are one pydantic-core pass over a whole chunk of members (in Rust). A
+member that fails becomes a dead letter with its reason instead of failing the window.
 """
 
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 import pyarrow as pa
-from pydantic import ConfigDict, GetPydanticSchema, StringConstraints, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails, core_schema
+from pydantic import ConfigDict, GetPydanticSchema, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError, SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
 from importer_dagster.core.dead_letters import DeadLetter
 from importer_dagster.core.mailchimp import parse_last_changed
 
 Status = Literal["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s.]+$", max_length=254)]
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
 
 RECORD_SCHEMA = pa.schema(
     [
@@ -68,10 +67,8 @@ validation's output only; the record keeps its text."""
 
 
 class ContactRecord(TypedDict):
-    """A record as the Contacts API's import endpoint requires it (see docs/contacts-api.md).
-
-    A TypedDict rather than a model: validation then builds plain dicts, which costs a third less
-    than model instances, and the import never needed the instances.
+    """A record as the Contacts API's import endpoint requires it (see docs/contacts-api.md): the
+    contract that the one-pass mapping below must meet, written as types a reader can check it by.
     """
 
     __pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[misc]
@@ -88,7 +85,6 @@ class ContactRecord(TypedDict):
     vip: bool
 
 
-_records = TypeAdapter(list[ContactRecord])
 _RECORD_FIELDS = operator.itemgetter(*RECORD_SCHEMA.names)
 
 
@@ -108,47 +104,77 @@ class Transformed:
         return pa.Table.from_arrays(arrays, schema=RECORD_SCHEMA)
 
 
-def _text_or_none(value: Any) -> Any:
+def _text_or_none(value: str) -> str | None:
     """Mailchimp sends "" for an empty field; the Contacts API wants null."""
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
+    return value or None
 
 
-def _changed_at(last_changed: Any) -> Any:
+def _changed_at(last_changed: str) -> str:
     changed = parse_last_changed(last_changed)
     if changed is None:
-        return last_changed
-    if last_changed.endswith("+00:00") and len(last_changed) == 25:
+        raise PydanticCustomError("real_instant", "Input should be an instant with a time zone")
+    if len(last_changed) == 25 and last_changed.endswith("+00:00"):
         return f"{last_changed[:19]}Z"
     return changed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _tag_names(tags: Any) -> Any:
+    return [tag.get("name") for tag in tags if isinstance(tag, dict)] if isinstance(tags, list) else tags
+
+
+def _field(schema: core_schema.CoreSchema, source: str | list[str] | None = None, **default: Any):
+    if default:
+        schema = core_schema.with_default_schema(schema, **default)
+    return core_schema.typed_dict_field(schema, validation_alias=source, required=not default)
+
+
+_TEXT = core_schema.nullable_schema(
+    core_schema.no_info_after_validator_function(_text_or_none, core_schema.str_schema(strict=True, strip_whitespace=True))
+)
+_STRING = core_schema.str_schema(strict=True)
+_MEMBER_TO_RECORD = core_schema.typed_dict_schema(
+    {
+        "id": _field(core_schema.any_schema(), default=None),
+        "email": _field(
+            core_schema.str_schema(strict=True, strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN, max_length=254),
+            "email_address",
+        ),
+        "first_name": _field(_TEXT, ["merge_fields", "FNAME"], default=None),
+        "last_name": _field(_TEXT, ["merge_fields", "LNAME"], default=None),
+        "status": _field(core_schema.literal_schema(list(get_args(Status)))),
+        "list_id": _field(_STRING),
+        "changed_at": _field(core_schema.no_info_after_validator_function(_changed_at, _STRING), "last_changed"),
+        "tags": _field(core_schema.no_info_before_validator_function(_tag_names, core_schema.list_schema(_STRING, strict=True))),
+        "language": _field(_TEXT, default=None),
+        "vip": _field(core_schema.bool_schema(strict=True), default=False),
+    },
+    extra_behavior="ignore",
+)
+"""A member mapped and validated in one pass, in pydantic-core: only the mappings Rust cannot do
+(an empty text as null, the UTC time, the tag names) call back into Python. That is about half
+the CPU of mapping each member in Python and validating the records after."""
+_member = SchemaValidator(_MEMBER_TO_RECORD)
+_members = SchemaValidator(
+    core_schema.list_schema(core_schema.with_default_schema(_MEMBER_TO_RECORD, default=None, on_error="default"))
+)
+"""A member that fails comes out as None, so one bad contact leaves the rest of its chunk mapped."""
+_RECORD_FIELD_OF = {"email_address": "email", "last_changed": "changed_at", "FNAME": "first_name", "LNAME": "last_name"}
+
+
+def _with_external_id(mapped: dict[str, Any]) -> dict[str, Any]:
+    mapped["external_id"] = external_id_for(mapped["list_id"], mapped.pop("id"))
+    return mapped
+
+
 def member_to_record(member: dict[str, Any]) -> dict[str, Any]:
-    """Map without judging: anything wrong is left for validation to name."""
-    merge_fields = member.get("merge_fields") or {}
-    email = member.get("email_address")
-    last_changed = member.get("last_changed")
-    tags = member.get("tags")
-    return {
-        "external_id": external_id_for(member.get("list_id"), member.get("id")),
-        "email": email.strip().lower() if isinstance(email, str) else email,
-        "first_name": _text_or_none(merge_fields.get("FNAME")),
-        "last_name": _text_or_none(merge_fields.get("LNAME")),
-        "status": member.get("status"),
-        "list_id": member.get("list_id"),
-        "changed_at": _changed_at(last_changed),
-        "tags": [tag.get("name") for tag in tags if isinstance(tag, dict)] if isinstance(tags, list) else tags,
-        "language": _text_or_none(member.get("language")),
-        "vip": member.get("vip", False),
-    }
+    """Raises a ValidationError that names each field wrong, as the Mailchimp member calls it."""
+    return _with_external_id(_member.validate_python(member))
 
 
 def _reason(issues: list[ErrorDetails]) -> str:
     problems = []
     for issue in issues:
-        field = ".".join(str(part) for part in issue["loc"][1:])
+        field = _RECORD_FIELD_OF.get(str(issue["loc"][-1]), str(issue["loc"][-1]))
         value = issue.get("input")
         shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) or value is None else ""
         problems.append(f"{field}: {issue['msg']}{shown}"[:300])
@@ -156,25 +182,24 @@ def _reason(issues: list[ErrorDetails]) -> str:
 
 
 def transform_members(members: Iterable[dict[str, Any]]) -> Transformed:
-    """One validation pass over the whole chunk; its errors say which members failed and why."""
+    """One pass over the whole chunk; only the members that failed are validated again, alone,
+    for the reasons."""
     members = list(members)
-    candidates = [member_to_record(member) for member in members]
-    issues_by_index: dict[int, list[ErrorDetails]] = defaultdict(list)
-    try:
-        _records.validate_python(candidates)
-    except ValidationError as error:
-        for issue in error.errors(include_url=False):
-            issues_by_index[int(issue["loc"][0])].append(issue)
-    if not issues_by_index:
-        return Transformed(candidates, [])
-    valid = [candidate for index, candidate in enumerate(candidates) if index not in issues_by_index]
-    dead_letters = [
-        DeadLetter(
-            member_id=str(members[index].get("id")),
-            external_id=candidates[index]["external_id"],
-            reason=_reason(issues),
-            payload=orjson.dumps(members[index], default=str).decode(),
-        )
-        for index, issues in sorted(issues_by_index.items())
-    ]
-    return Transformed(valid, dead_letters)
+    mapped = _members.validate_python(members)
+    records, dead_letters = [], []
+    for member, record in zip(members, mapped, strict=True):
+        if record is not None:
+            records.append(_with_external_id(record))
+            continue
+        try:
+            records.append(member_to_record(member))
+        except ValidationError as error:
+            dead_letters.append(
+                DeadLetter(
+                    member_id=str(member.get("id")),
+                    external_id=external_id_for(member.get("list_id"), member.get("id")),
+                    reason=_reason(error.errors(include_url=False)),
+                    payload=orjson.dumps(member, default=str).decode(),
+                )
+            )
+    return Transformed(records, dead_letters)
