@@ -122,7 +122,7 @@ def _tag_names(tags: Any) -> Any:
     return [tag.get("name") for tag in tags if isinstance(tag, dict)] if isinstance(tags, list) else tags
 
 
-def _field(schema: core_schema.CoreSchema, source: str | list[str] | None = None, **default: Any):
+def _field(schema: core_schema.CoreSchema, source: str | list[str] | None = None, **default: Any) -> core_schema.TypedDictField:
     if default:
         schema = core_schema.with_default_schema(schema, **default)
     return core_schema.typed_dict_field(schema, validation_alias=source, required=not default)
@@ -158,7 +158,7 @@ _members = SchemaValidator(
     core_schema.list_schema(core_schema.with_default_schema(_MEMBER_TO_RECORD, default=None, on_error="default"))
 )
 """A member that fails comes out as None, so one bad contact leaves the rest of its chunk mapped."""
-_RECORD_FIELD_OF = {"email_address": "email", "last_changed": "changed_at", "FNAME": "first_name", "LNAME": "last_name"}
+_RECORD_FIELD_OF = {"email_address": "email", "last_changed": "changed_at", "merge_fields.FNAME": "first_name", "merge_fields.LNAME": "last_name"}
 
 
 def _with_external_id(mapped: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +174,8 @@ def member_to_record(member: dict[str, Any]) -> dict[str, Any]:
 def _reason(issues: list[ErrorDetails]) -> str:
     problems = []
     for issue in issues:
-        field = _RECORD_FIELD_OF.get(str(issue["loc"][-1]), str(issue["loc"][-1]))
+        path = ".".join(str(part) for part in issue["loc"])
+        field = next((name + path[len(alias):] for alias, name in _RECORD_FIELD_OF.items() if path.startswith(alias)), path)
         value = issue.get("input")
         shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) or value is None else ""
         problems.append(f"{field}: {issue['msg']}{shown}"[:300])
