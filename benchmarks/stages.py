@@ -33,7 +33,8 @@ def stages(members: int) -> list[dict]:
     """One row per step: the best of REPEATS, in CPU-µs per member, and the sum of them all."""
     bodies = _pages(members)
     pages = [orjson.loads(body)["members"] for body in bodies]
-    rows = [row for page in pages for row in _Deduplicator().fresh(page)]
+    deduplicated = _Deduplicator()
+    rows = [row for page in pages for row in deduplicated.fresh(page)]
     chunks = [rows[start : start + CHUNK_ROWS] for start in range(0, len(rows), CHUNK_ROWS)]
     transformed = [transform_members([row[2] for row in chunk]) for chunk in chunks]
     records = [record for result in transformed for record in result.records]
