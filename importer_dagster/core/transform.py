@@ -22,7 +22,8 @@ from importer_dagster.core.mailchimp import parse_last_changed
 
 Status = Literal["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"]
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
-Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
+EMAIL_MAX_LENGTH = 254
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
 
 RECORD_SCHEMA = pa.schema(
     [
@@ -136,7 +137,7 @@ _MEMBER_TO_RECORD = core_schema.typed_dict_schema(
     {
         "id": _field(core_schema.any_schema(), default=None),
         "email": _field(
-            core_schema.str_schema(strict=True, strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN, max_length=254),
+            core_schema.str_schema(strict=True, strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH),
             "email_address",
         ),
         "first_name": _field(_TEXT, ["merge_fields", "FNAME"], default=None),
