@@ -25,8 +25,8 @@ ARENAS = 2
 """Heaps the sweep's threads allocate from. glibc gives threads up to eight heaps per core, and
 each keeps its own `KEPT_FREE_BYTES`: with a page's bytes allocated on the fetch threads and freed
 on the sweep's, how much stayed mapped depended on how the threads spread over heaps, and a full
-sync's peak RSS ranged over 366–413 MB between runs of the same code. With two, it measured
-366–367 MB against 378 MB, at the same CPU."""
+sync's peak RSS ranged over 368–413 MB between runs of the same code. With two, it measured
+366–367 MB against 376–378 MB, at the same CPU."""
 
 
 @contextmanager
