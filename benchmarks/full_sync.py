@@ -96,11 +96,11 @@ def full_sync(
 
 def _baselines(key: str, window_end: datetime) -> tuple[float, float, int]:
     """(ceiling seconds, naive seconds, contacts) for the same pages the import reads."""
-    from importer_dagster.core.mailchimp import MEMBER_FIELDS
+    from importer_dagster.core.mailchimp import MEMBER_PAGE_FIELDS
 
     before = window_end.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     started = time.monotonic()
-    total = download(MAILCHIMP_URL, key, before, 10, ",".join(f"members.{name}" for name in MEMBER_FIELDS) + ",total_items")
+    total = download(MAILCHIMP_URL, key, before, 10, MEMBER_PAGE_FIELDS)
     ceiling_s = time.monotonic() - started
     started = time.monotonic()
     download(MAILCHIMP_URL, key, before, 1, None)

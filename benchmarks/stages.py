@@ -18,7 +18,7 @@ from common import MAILCHIMP_URL, start_mailchimp, stop
 from full_sync import ACME_KEY_ENV, LIST_ID
 from importer_dagster.core.changes import record_hash
 from importer_dagster.core.contacts import EncodedBatch, encoded_record
-from importer_dagster.core.mailchimp import MEMBER_FIELDS, _Deduplicator
+from importer_dagster.core.mailchimp import MEMBER_PAGE_FIELDS, _Deduplicator
 from importer_dagster.core.memory import streaming_memory
 from importer_dagster.core.ordering import CHUNK_ROWS, OrderedChunks
 from importer_dagster.core.stream import source_table
@@ -103,7 +103,7 @@ def _pages(members: int) -> list[bytes]:
         params = {
             "count": 1000, "sort_field": "last_changed", "sort_dir": "ASC",
             "before_last_changed": window_end.isoformat(),
-            "fields": ",".join(f"members.{name}" for name in MEMBER_FIELDS) + ",total_items",
+            "fields": MEMBER_PAGE_FIELDS,
         }
         url = f"{MAILCHIMP_URL}/lists/{LIST_ID}/members"
         return [session.get(url, params={**params, "offset": offset}).content for offset in range(0, members, 1000)]

@@ -42,6 +42,8 @@ MEMBER_FIELDS = (
     "last_changed",
     "list_id",
 )
+MEMBER_PAGE_FIELDS = ",".join(f"members.{name}" for name in MEMBER_FIELDS) + ",total_items"
+"""The `fields` of a members page: only what the transform reads, a fraction of a member's size."""
 BOUND_MARGIN = timedelta(seconds=1)
 """Mailchimp documents neither bound as inclusive or exclusive: ask one second wider, filter exactly."""
 MAX_REPAIR_PAGES = 1000
@@ -214,7 +216,7 @@ class MemberScan:
             "count": page_size,
             "sort_field": "last_changed",
             "sort_dir": "ASC",
-            "fields": ",".join(f"members.{name}" for name in MEMBER_FIELDS) + ",total_items",
+            "fields": MEMBER_PAGE_FIELDS,
             "before_last_changed": mailchimp_time(before + BOUND_MARGIN),
         }
         if since is not None:

@@ -66,5 +66,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    settings = ((M_TRIM_THRESHOLD, KEPT_FREE_BYTES), (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_ARENA_MAX, ARENAS))
-    return all(mallopt(option, value) for option, value in settings)
+    options = ((M_TRIM_THRESHOLD, KEPT_FREE_BYTES), (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_ARENA_MAX, ARENAS))
+    return all(mallopt(option, value) for option, value in options)
